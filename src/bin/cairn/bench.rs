@@ -1,0 +1,188 @@
+//! `cairn bench encode`: measured numbers for each bundle, printed and optionally written
+//! into a marked section of BENCHMARKS.md. Never a timed assertion: these only report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use cairn::{Encoder, Role};
+
+/// A 10-token query (with `[CLS]` and `[SEP]`) for all-MiniLM-L6-v2's tokenizer.
+const QUERY: &str = "how can threads share data safely in rust";
+
+/// Source text for 200-token passages: varied technical prose, cut to length per passage.
+const PROSE: &str = "Search engines for static sites build their index ahead of time, when the \
+site is generated, and ship it to the browser as plain files. The browser then answers queries \
+without a server. Keyword search matches the words of a query against an inverted index, \
+weighting rare words more than common ones, and it has served documentation sites well for \
+decades. Its weakness is vocabulary: a visitor who asks how to share data between threads may \
+not use the words of the chapter that answers the question, which speaks of mutexes, atomic \
+reference counting and message passing. Sentence encoders map a query and a passage to vectors \
+whose dot product reflects meaning rather than spelling, so the right chapter can be found even \
+when no word is shared. Running such an encoder in the browser needs a small model, a compact \
+index and a fast runtime. Quantization stores weights with eight or four bits per value in \
+blocks that carry their own scale, which shrinks the download several times over while keeping \
+the vectors almost unchanged. WebAssembly with SIMD instructions runs the matrix products at a \
+useful fraction of native speed, and a worker thread keeps the page responsive while the model \
+loads. Fusing the keyword ranking with the meaning-based ranking, for instance by reciprocal \
+rank fusion, usually beats either alone, because each finds relevant passages the other misses. \
+The index stores binary codes for a fast first pass and eight-bit rows for an exact second \
+pass, so a visitor's query is answered in milliseconds even for collections of many thousands \
+of passages.";
+
+struct Row {
+    file: String,
+    quant: String,
+    bytes: u64,
+    load_ms: f64,
+    query_tokens: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    passages_per_s: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+/// Passages of exactly `tokens` tokens (as far as word boundaries allow), each starting at a
+/// different word so batches are not identical.
+fn passages(enc: &Encoder, n: usize, tokens: usize) -> Result<Vec<String>> {
+    let words: Vec<&str> = PROSE.split_whitespace().collect();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = (i * 7) % words.len();
+        let mut text = String::new();
+        let mut j = start;
+        loop {
+            let w = words[j % words.len()];
+            let candidate = if text.is_empty() { w.to_string() } else { format!("{text} {w}") };
+            if enc.token_count(&candidate, Role::Document)? > tokens {
+                break;
+            }
+            text = candidate;
+            j += 1;
+        }
+        out.push(text);
+    }
+    Ok(out)
+}
+
+fn measure(path: &Path, queries: usize, n_passages: usize) -> Result<Row> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let t = Instant::now();
+    let enc = Encoder::from_bytes(&bytes)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let query_tokens = enc.token_count(QUERY, Role::Query)?;
+    for _ in 0..20 {
+        enc.embed(&[QUERY], Role::Query)?;
+    }
+    let mut times = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let t = Instant::now();
+        enc.embed(&[QUERY], Role::Query)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let docs = passages(&enc, n_passages, 200)?;
+    enc.embed(&docs[..docs.len().min(8)], Role::Document)?; // warm-up
+    let t = Instant::now();
+    enc.embed(&docs, Role::Document)?;
+    let passages_per_s = docs.len() as f64 / t.elapsed().as_secs_f64();
+    Ok(Row {
+        file: path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        quant: enc.quant().to_string(),
+        bytes: bytes.len() as u64,
+        load_ms,
+        query_tokens,
+        p50_ms: percentile(&times, 0.5),
+        p95_ms: percentile(&times, 0.95),
+        passages_per_s,
+    })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+pub fn encode(models: &[PathBuf], queries: usize, passages: usize, write: Option<&Path>) -> Result<()> {
+    let threads = candle_core::utils::get_num_threads();
+    let mut rows = Vec::new();
+    for m in models {
+        eprintln!("measuring {} ...", m.display());
+        rows.push(measure(m, queries.max(1), passages.max(1))?);
+    }
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Measured {} on {} with `cairn bench encode` (native, release build, {threads} threads; \
+         {queries} single queries after 20 warm-up runs; {passages} passages of 200 tokens in \
+         batches of {}).\n\n",
+        today(),
+        machine(),
+        cairn::model::DEFAULT_BATCH_SIZE
+    ));
+    md.push_str("| bundle | quant | size (MB) | load (ms) | query tokens | query p50 (ms) | query p95 (ms) | passages/s (200 tokens) |\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.1} |\n",
+            r.file,
+            r.quant,
+            r.bytes as f64 / 1e6,
+            r.load_ms,
+            r.query_tokens,
+            r.p50_ms,
+            r.p95_ms,
+            r.passages_per_s
+        ));
+    }
+    println!("{md}");
+    if let Some(path) = write {
+        update_section(path, "encode", &md)?;
+        eprintln!("updated the `encode` section of {}", path.display());
+    }
+    Ok(())
+}
+
+/// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in `path`
+/// (appending the section if it is absent), leaving the rest of the file alone.
+pub fn update_section(path: &Path, name: &str, body: &str) -> Result<()> {
+    let start = format!("<!-- bench:{name} -->");
+    let end = format!("<!-- /bench:{name} -->");
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let block = format!("{start}\n{body}{end}");
+    let new = match (old.find(&start), old.find(&end)) {
+        (Some(s), Some(e)) if e > s => format!("{}{}{}", &old[..s], block, &old[e + end.len()..]),
+        _ => format!("{}\n{}\n", old.trim_end(), block),
+    };
+    std::fs::write(path, new)?;
+    Ok(())
+}

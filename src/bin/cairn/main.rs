@@ -1,0 +1,247 @@
+//! The `cairn` command line: convert models, embed text, benchmark.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use cairn::model::convert::{convert_folder, ConvertOptions};
+use cairn::{Encoder, Quant, Role};
+
+mod bench;
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Semantic search that runs in the visitor's browser")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model bundles: convert a sentence-transformers model, inspect a bundle.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Embed text: one text per stdin line, one JSON array of floats per stdout line.
+    Embed {
+        /// The model bundle (.gguf) made by `cairn model convert`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Which prompt to apply: `query` or `document`.
+        #[arg(long, default_value = "query")]
+        role: Role,
+    },
+    /// Benchmarks that print numbers (and can update BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Convert a sentence-transformers folder into one GGUF bundle.
+    Convert {
+        /// Folder with config.json, model.safetensors, tokenizer.json (and the
+        /// sentence-transformers files modules.json, 1_Pooling/, ...).
+        #[arg(required_unless_present = "hub")]
+        folder: Option<PathBuf>,
+        /// Download this model from the Hugging Face hub instead (needs the `hub` feature
+        /// and the network), e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+        #[arg(long, conflicts_with = "folder")]
+        hub: Option<String>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight storage: f32, f16, q8_0, q5_0, q5_1, q4_0, q4_1, q6_k, q5_k, q4_k.
+        #[arg(long, default_value = "q8_0")]
+        quant: Quant,
+        /// Model name recorded in the bundle (defaults to the config's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Text prepended to queries (overrides config_sentence_transformers.json).
+        #[arg(long)]
+        query_prompt: Option<String>,
+        /// Text prepended to documents (overrides config_sentence_transformers.json).
+        #[arg(long)]
+        document_prompt: Option<String>,
+        /// Maximum tokens per input (defaults to sentence_bert_config.json's).
+        #[arg(long)]
+        max_seq_length: Option<usize>,
+        /// Store tensors whose name contains PATTERN as QUANT (repeatable; first match wins),
+        /// e.g. `--tensor-quant token_embd=q8_0`.
+        #[arg(long, value_name = "PATTERN=QUANT", value_parser = parse_tensor_quant)]
+        tensor_quant: Vec<(String, Quant)>,
+    },
+    /// Print a bundle's configuration and size.
+    Info {
+        /// The bundle.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per bundle: file size, p50 latency of a 10-token query, passages/s on 200-token passages.
+    Encode {
+        /// Bundles to measure (repeat the flag).
+        #[arg(long = "model", required = true)]
+        models: Vec<PathBuf>,
+        /// Timed single-query runs after warm-up.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// 200-token passages embedded for the throughput figure.
+        #[arg(long, default_value_t = 64)]
+        passages: usize,
+        /// Replace the encode section of this Markdown file with the results.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Model { command } => match command {
+            ModelCommand::Convert {
+                folder,
+                hub,
+                out,
+                quant,
+                name,
+                query_prompt,
+                document_prompt,
+                max_seq_length,
+                tensor_quant,
+            } => {
+                let folder = match (folder, hub) {
+                    (Some(f), _) => f,
+                    (None, Some(repo)) => fetch_from_hub(&repo)?,
+                    (None, None) => bail!("give a model folder or --hub <REPO>"),
+                };
+                let opts = ConvertOptions {
+                    name,
+                    query_prompt,
+                    document_prompt,
+                    max_seq_length,
+                    tensor_quant,
+                };
+                let bytes = convert_folder(&folder, quant, &opts)
+                    .with_context(|| format!("converting {}", folder.display()))?;
+                // Load what was written, so a broken bundle never leaves this command.
+                let enc = Encoder::from_bytes(&bytes).context("re-reading the new bundle")?;
+                write_atomic(&out, &bytes)?;
+                eprintln!(
+                    "wrote {} ({:.1} MB, {}, {} dims, {:?} pooling, max {} tokens, fingerprint {})",
+                    out.display(),
+                    bytes.len() as f64 / 1e6,
+                    quant,
+                    enc.dim(),
+                    enc.config().pooling,
+                    enc.config().max_seq_length,
+                    &enc.fingerprint()[..16]
+                );
+            }
+            ModelCommand::Info { file } => {
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let enc = Encoder::from_bytes(&bytes)?;
+                println!("file: {} ({} bytes)", file.display(), bytes.len());
+                println!("quant: {}", enc.quant());
+                println!("fingerprint: {}", enc.fingerprint());
+                println!("{}", serde_json::to_string_pretty(enc.config())?);
+            }
+        },
+        Command::Embed { model, role } => {
+            let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let enc = Encoder::from_bytes(&bytes)?;
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut batch: Vec<String> = Vec::new();
+            let flush = |batch: &mut Vec<String>, out: &mut dyn Write| -> Result<()> {
+                for v in enc.embed(batch, role)? {
+                    serde_json::to_writer(&mut *out, &v)?;
+                    out.write_all(b"\n")?;
+                }
+                batch.clear();
+                Ok(())
+            };
+            for line in stdin.lock().lines() {
+                batch.push(line?);
+                if batch.len() == 256 {
+                    flush(&mut batch, &mut out)?;
+                }
+            }
+            flush(&mut batch, &mut out)?;
+            out.flush()?;
+        }
+        Command::Bench { command } => match command {
+            BenchCommand::Encode {
+                models,
+                queries,
+                passages,
+                write,
+            } => bench::encode(&models, queries, passages, write.as_deref())?,
+        },
+    }
+    Ok(())
+}
+
+fn parse_tensor_quant(s: &str) -> Result<(String, Quant)> {
+    let (pattern, quant) = s
+        .split_once('=')
+        .context("expected PATTERN=QUANT, e.g. token_embd=q8_0")?;
+    Ok((pattern.to_string(), quant.parse()?))
+}
+
+/// Writes through a temporary file and a rename, so a failed run leaves no half file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(feature = "hub")]
+fn fetch_from_hub(repo: &str) -> Result<PathBuf> {
+    let api = hf_hub::api::sync::Api::new()?;
+    let model = api.model(repo.to_string());
+    let mut dir = None;
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+    ] {
+        match model.get(file) {
+            Ok(p) => {
+                if file == "config.json" {
+                    dir = p.parent().map(Path::to_path_buf);
+                }
+            }
+            // The sentence-transformers files are optional; the model files are not.
+            Err(e) if file.contains("config.json") && file != "config.json" || file.ends_with("modules.json") => {
+                eprintln!("note: {repo} has no {file} ({e}); using defaults");
+            }
+            Err(e) => return Err(e).with_context(|| format!("downloading {file} from {repo}")),
+        }
+    }
+    dir.context("hub download gave no folder")
+}
+
+#[cfg(not(feature = "hub"))]
+fn fetch_from_hub(repo: &str) -> Result<PathBuf> {
+    bail!(
+        "this cairn was built without hub support; rebuild with `--features hub` to download \
+         {repo}, or download the folder yourself and pass its path"
+    )
+}

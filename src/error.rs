@@ -1,0 +1,69 @@
+//! The library's one error type.
+
+use thiserror::Error;
+
+/// Every fallible operation in the library returns this error.
+///
+/// Messages are written for a person: they say what was wrong with which input and, where it
+/// helps, what to do about it.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The bytes are not a model bundle at all (wrong magic, not GGUF).
+    #[error("not a Cairn model bundle: {0}")]
+    NotABundle(String),
+
+    /// The bundle is GGUF but written for another architecture or by a newer Cairn.
+    #[error("unsupported model bundle: {0}")]
+    UnsupportedBundle(String),
+
+    /// The bundle is cut short or its sections point outside the file.
+    #[error("model bundle is truncated or corrupt: {0}")]
+    CorruptBundle(String),
+
+    /// A tensor the architecture needs is absent from the bundle.
+    #[error("model bundle is missing tensor `{0}`")]
+    MissingTensor(String),
+
+    /// A tensor has a shape other than the configuration implies.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    WrongShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    /// A metadata key is missing or has the wrong type.
+    #[error("model bundle metadata `{key}`: {problem}")]
+    Metadata { key: String, problem: String },
+
+    /// The source model folder (for conversion) is unusable.
+    #[error("cannot convert model: {0}")]
+    Convert(String),
+
+    /// Tokenization failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    /// An argument is out of range (unknown quantization, empty batch where one is needed, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A failure inside the tensor library.
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+
+    /// An I/O error while reading or writing a file.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// A JSON document (model configs) could not be parsed.
+    #[error("invalid JSON in {what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,199 @@
+//! A BERT encoder over (possibly quantized) GGUF weights, in candle.
+//!
+//! Each part is a small struct with `load(&mut Weights, ...)` and `forward`, and loads its
+//! tensors by llama.cpp's names. Weight matrices run through candle's quantized matmul
+//! ([`QMatMul`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
+
+use std::collections::HashMap;
+
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::config::{Activation, ModelConfig};
+use super::gguf::names;
+use crate::{Error, Result};
+
+/// The bundle's tensors, taken by name as the model is built.
+pub struct Weights {
+    tensors: HashMap<String, QTensor>,
+}
+
+impl Weights {
+    pub fn new(tensors: HashMap<String, QTensor>) -> Self {
+        Self { tensors }
+    }
+
+    fn take(&mut self, name: &str) -> Result<QTensor> {
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))
+    }
+
+    /// A small tensor (bias, norm) as plain f32.
+    fn dense(&mut self, name: &str) -> Result<Tensor> {
+        Ok(self.take(name)?.dequantize(&Device::Cpu)?)
+    }
+}
+
+/// `y = x W^T + b` with a quantized `W`.
+struct Linear {
+    weight: QMatMul,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
+        let weight = QMatMul::from_qtensor(w.take(&format!("{prefix}.weight"))?)?;
+        let bias = w.dense(&format!("{prefix}.bias"))?;
+        Ok(Self { weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(w: &mut Weights, prefix: &str, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.dense(&format!("{prefix}.weight"))?,
+            bias: w.dense(&format!("{prefix}.bias"))?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm(
+            &x.contiguous()?,
+            &self.weight,
+            &self.bias,
+            self.eps,
+        )?)
+    }
+}
+
+/// Word, position and token-type embeddings, summed and normalised.
+struct Embeddings {
+    word: QTensor,
+    position: QTensor,
+    token_type: QTensor,
+    norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(w: &mut Weights, cfg: &ModelConfig) -> Result<Self> {
+        Ok(Self {
+            word: w.take(names::TOKEN_EMBD)?,
+            position: w.take(names::POSITION_EMBD)?,
+            token_type: w.take(names::TOKEN_TYPES)?,
+            norm: LayerNorm::load(w, names::TOKEN_EMBD_NORM, cfg.layer_norm_eps)?,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, type_ids: &Tensor) -> Result<Tensor> {
+        let (_, seq) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, seq as u32, ids.device())?.unsqueeze(0)?;
+        let x = self.word.embedding(ids)?;
+        let x = x.broadcast_add(&self.position.embedding(&positions)?)?;
+        let x = (x + self.token_type.embedding(type_ids)?)?;
+        self.norm.forward(&x)
+    }
+}
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    out_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    ffn_norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+    activation: Activation,
+}
+
+impl Layer {
+    fn load(w: &mut Weights, cfg: &ModelConfig, l: usize) -> Result<Self> {
+        use names::*;
+        let p = |part: &str| format!("blk.{l}.{part}");
+        Ok(Self {
+            q: Linear::load(w, &p(ATTN_Q))?,
+            k: Linear::load(w, &p(ATTN_K))?,
+            v: Linear::load(w, &p(ATTN_V))?,
+            out: Linear::load(w, &p(ATTN_OUT))?,
+            out_norm: LayerNorm::load(w, &p(ATTN_OUT_NORM), cfg.layer_norm_eps)?,
+            up: Linear::load(w, &p(FFN_UP))?,
+            down: Linear::load(w, &p(FFN_DOWN))?,
+            ffn_norm: LayerNorm::load(w, &p(LAYER_OUT_NORM), cfg.layer_norm_eps)?,
+            heads: cfg.num_heads,
+            head_dim: cfg.head_dim(),
+            activation: cfg.activation,
+        })
+    }
+
+    /// `x`: batch x seq x hidden; `mask_bias`: batch x 1 x 1 x seq (0 or a large negative).
+    fn forward(&self, x: &Tensor, mask_bias: &Tensor) -> Result<Tensor> {
+        let (b, s, h) = x.dims3()?;
+        let split = |t: Tensor| -> Result<Tensor> {
+            Ok(t.reshape((b, s, self.heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = split(self.q.forward(x)?)?;
+        let k = split(self.k.forward(x)?)?;
+        let v = split(self.v.forward(x)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, s, h))?;
+        let x = self.out_norm.forward(&(self.out.forward(&ctx)? + x)?)?;
+        let up = self.up.forward(&x)?;
+        let act = match self.activation {
+            Activation::Gelu => up.gelu_erf()?,
+            Activation::GeluTanh => up.gelu()?,
+            Activation::Relu => up.relu()?,
+        };
+        self.ffn_norm.forward(&(self.down.forward(&act)? + x)?)
+    }
+}
+
+/// The BERT encoder: token ids in, contextual token vectors out.
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+}
+
+impl Bert {
+    pub fn load(w: &mut Weights, cfg: &ModelConfig) -> Result<Self> {
+        let embeddings = Embeddings::load(w, cfg)?;
+        let layers = (0..cfg.num_layers)
+            .map(|l| Layer::load(w, cfg, l))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { embeddings, layers })
+    }
+
+    /// `ids`, `type_ids`, `mask`: batch x seq (u32). Returns batch x seq x hidden (f32).
+    pub fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let mut x = self.embeddings.forward(ids, type_ids)?;
+        // 0 where attended, a large negative where padded: softmax gives padding no weight.
+        let mask_bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9f64)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &mask_bias)?;
+        }
+        Ok(x)
+    }
+}

@@ -1,0 +1,293 @@
+//! Conversion of a sentence-transformers folder into a bundle (native only).
+//!
+//! Reads `config.json`, `model.safetensors`, `tokenizer.json`, `modules.json`,
+//! `1_Pooling/config.json`, `sentence_bert_config.json` and
+//! `config_sentence_transformers.json`, renames the weights to llama.cpp's BERT names,
+//! quantizes every weight matrix (the word-embedding table too) and writes one GGUF file.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value as Json;
+
+use super::config::{Activation, ModelConfig, Pooling};
+use super::gguf::{self, names, Quant};
+use crate::{Error, Result};
+
+/// Options a user may set on the command line, overriding what the folder says.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    pub name: Option<String>,
+    pub query_prompt: Option<String>,
+    pub document_prompt: Option<String>,
+    pub max_seq_length: Option<usize>,
+    /// Per-tensor overrides: the first `(pattern, quant)` whose pattern occurs in a tensor's
+    /// name decides that tensor's storage (like llama.cpp's `--tensor-type`).
+    pub tensor_quant: Vec<(String, Quant)>,
+}
+
+fn read_json(dir: &Path, rel: &str) -> Result<Option<Json>> {
+    let path = dir.join(rel);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| Error::Json {
+            what: path.display().to_string(),
+            source,
+        })
+}
+
+fn get_usize(cfg: &Json, key: &str) -> Result<usize> {
+    cfg.get(key)
+        .and_then(Json::as_u64)
+        .map(|v| v as usize)
+        .ok_or_else(|| Error::Convert(format!("config.json has no integer `{key}`")))
+}
+
+/// Reads the model configuration from a sentence-transformers folder.
+pub fn read_config(dir: &Path, opts: &ConvertOptions) -> Result<ModelConfig> {
+    let cfg = read_json(dir, "config.json")?
+        .ok_or_else(|| Error::Convert(format!("{} has no config.json", dir.display())))?;
+    let model_type = cfg.get("model_type").and_then(Json::as_str).unwrap_or("bert");
+    if model_type != "bert" {
+        return Err(Error::Convert(format!(
+            "model_type `{model_type}` is not supported; Cairn converts BERT-family encoders"
+        )));
+    }
+    let act = cfg.get("hidden_act").and_then(Json::as_str).unwrap_or("gelu");
+    let activation = Activation::from_hf(act)
+        .ok_or_else(|| Error::Convert(format!("unsupported activation `{act}`")))?;
+
+    // modules.json says where the pooling config is and whether a Normalize module follows.
+    let modules = read_json(dir, "modules.json")?;
+    let mut pooling_dir = "1_Pooling".to_string();
+    let mut normalize = modules.is_none();
+    if let Some(Json::Array(mods)) = &modules {
+        for m in mods {
+            let ty = m.get("type").and_then(Json::as_str).unwrap_or("");
+            let path = m.get("path").and_then(Json::as_str).unwrap_or("");
+            if ty.ends_with("Pooling") {
+                pooling_dir = path.to_string();
+            }
+            if ty.ends_with("Normalize") {
+                normalize = true;
+            }
+        }
+    }
+    let pooling = match read_json(dir, &format!("{pooling_dir}/config.json"))? {
+        None => Pooling::Mean,
+        Some(p) => {
+            let on = |k: &str| p.get(k).and_then(Json::as_bool).unwrap_or(false);
+            if on("pooling_mode_cls_token") {
+                Pooling::Cls
+            } else if on("pooling_mode_mean_tokens") {
+                Pooling::Mean
+            } else if on("pooling_mode_max_tokens") {
+                Pooling::Max
+            } else {
+                return Err(Error::Convert(format!(
+                    "{pooling_dir}/config.json selects no pooling mode Cairn supports (mean, cls, max)"
+                )));
+            }
+        }
+    };
+
+    let max_pos = get_usize(&cfg, "max_position_embeddings")?;
+    let st_max = read_json(dir, "sentence_bert_config.json")?
+        .and_then(|c| c.get("max_seq_length").and_then(Json::as_u64))
+        .map(|v| v as usize);
+    let max_seq_length = opts.max_seq_length.or(st_max).unwrap_or(max_pos).min(max_pos);
+
+    let prompts = read_json(dir, "config_sentence_transformers.json")?
+        .and_then(|c| c.get("prompts").cloned())
+        .unwrap_or(Json::Null);
+    let prompt = |names: &[&str]| -> String {
+        names
+            .iter()
+            .find_map(|n| prompts.get(*n).and_then(Json::as_str))
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = opts.name.clone().unwrap_or_else(|| {
+        cfg.get("_name_or_path")
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                dir.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into())
+            })
+    });
+    let config = ModelConfig {
+        name,
+        vocab_size: get_usize(&cfg, "vocab_size")?,
+        hidden_size: get_usize(&cfg, "hidden_size")?,
+        num_layers: get_usize(&cfg, "num_hidden_layers")?,
+        num_heads: get_usize(&cfg, "num_attention_heads")?,
+        intermediate_size: get_usize(&cfg, "intermediate_size")?,
+        max_position_embeddings: max_pos,
+        type_vocab_size: cfg
+            .get("type_vocab_size")
+            .and_then(Json::as_u64)
+            .unwrap_or(2) as usize,
+        layer_norm_eps: cfg
+            .get("layer_norm_eps")
+            .and_then(Json::as_f64)
+            .unwrap_or(1e-12),
+        activation,
+        pooling,
+        normalize,
+        max_seq_length,
+        query_prompt: opts
+            .query_prompt
+            .clone()
+            .unwrap_or_else(|| prompt(&["query", "search_query"])),
+        document_prompt: opts
+            .document_prompt
+            .clone()
+            .unwrap_or_else(|| prompt(&["document", "passage", "search_document"])),
+    };
+    config
+        .validate()
+        .map_err(|e| Error::Convert(e.to_string()))?;
+    Ok(config)
+}
+
+/// The tokenizer as stored in a bundle: the folder's `tokenizer.json` with its fixed padding
+/// and truncation removed (the encoder sets its own) and whitespace dropped.
+pub fn read_tokenizer_json(dir: &Path) -> Result<String> {
+    let mut tok = read_json(dir, "tokenizer.json")?.ok_or_else(|| {
+        Error::Convert(format!(
+            "{} has no tokenizer.json (a fast tokenizer is required)",
+            dir.display()
+        ))
+    })?;
+    if let Some(obj) = tok.as_object_mut() {
+        obj.insert("padding".into(), Json::Null);
+        obj.insert("truncation".into(), Json::Null);
+    }
+    let text = serde_json::to_string(&tok).map_err(|source| Error::Json {
+        what: "tokenizer.json".into(),
+        source,
+    })?;
+    // Check that the tokenizers crate can load it before writing a bundle around it.
+    let _: tokenizers::Tokenizer = text
+        .parse()
+        .map_err(|e| Error::Convert(format!("tokenizer.json does not load: {e}")))?;
+    Ok(text)
+}
+
+/// Maps a Hugging Face BERT tensor name to llama.cpp's, or `None` for tensors the encoder
+/// does not use (the pooler, MLM heads, `position_ids` buffers).
+pub fn gguf_name(hf: &str) -> Option<String> {
+    let n = hf
+        .strip_prefix("bert.")
+        .or_else(|| hf.strip_prefix("model."))
+        .unwrap_or(hf);
+    let n = n.replace(".gamma", ".weight").replace(".beta", ".bias");
+    let fixed = match n.as_str() {
+        "embeddings.word_embeddings.weight" => Some(names::TOKEN_EMBD.to_string()),
+        "embeddings.position_embeddings.weight" => Some(names::POSITION_EMBD.to_string()),
+        "embeddings.token_type_embeddings.weight" => Some(names::TOKEN_TYPES.to_string()),
+        "embeddings.LayerNorm.weight" => Some(format!("{}.weight", names::TOKEN_EMBD_NORM)),
+        "embeddings.LayerNorm.bias" => Some(format!("{}.bias", names::TOKEN_EMBD_NORM)),
+        _ => None,
+    };
+    if fixed.is_some() {
+        return fixed;
+    }
+    let rest = n.strip_prefix("encoder.layer.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    let part = match module {
+        "attention.self.query" => names::ATTN_Q,
+        "attention.self.key" => names::ATTN_K,
+        "attention.self.value" => names::ATTN_V,
+        "attention.output.dense" => names::ATTN_OUT,
+        "attention.output.LayerNorm" => names::ATTN_OUT_NORM,
+        "intermediate.dense" => names::FFN_UP,
+        "output.dense" => names::FFN_DOWN,
+        "output.LayerNorm" => names::LAYER_OUT_NORM,
+        _ => return None,
+    };
+    Some(names::blk(layer, part, kind))
+}
+
+/// Converts a sentence-transformers folder into bundle bytes.
+pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result<Vec<u8>> {
+    let config = read_config(dir, opts)?;
+    let tokenizer_json = read_tokenizer_json(dir)?;
+    let st_path = dir.join("model.safetensors");
+    if !st_path.exists() {
+        return Err(Error::Convert(format!(
+            "{} has no model.safetensors (PyTorch .bin checkpoints are not supported)",
+            dir.display()
+        )));
+    }
+    let bytes = std::fs::read(&st_path)?;
+    let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| Error::Convert(format!("model.safetensors: {e}")))?;
+    let mut renamed: HashMap<String, Tensor> = HashMap::new();
+    for (name, t) in raw {
+        if let Some(g) = gguf_name(&name) {
+            renamed.insert(g, t);
+        }
+    }
+    let mut tensors = Vec::new();
+    for (name, shape) in gguf::expected_tensors(&config) {
+        let t = renamed
+            .remove(&name)
+            .ok_or_else(|| Error::Convert(format!("model.safetensors lacks the tensor for `{name}`")))?;
+        if t.dims() != shape.as_slice() {
+            return Err(Error::Convert(format!(
+                "`{name}` has shape {:?}, config.json implies {shape:?}",
+                t.dims()
+            )));
+        }
+        let t = t.to_dtype(DType::F32)?;
+        let q = if shape.len() == 2 {
+            let chosen = opts
+                .tensor_quant
+                .iter()
+                .find(|(pattern, _)| name.contains(pattern.as_str()))
+                .map(|(_, q)| *q)
+                .unwrap_or(quant);
+            QTensor::quantize(&t, chosen.dtype_for_row(shape[1]))?
+        } else {
+            // Biases and norm parameters are tiny: kept in f32, as llama.cpp does.
+            QTensor::quantize(&t, candle_core::quantized::GgmlDType::F32)?
+        };
+        tensors.push((name, q));
+    }
+    gguf::write_bundle(&config, &tokenizer_json, quant, &tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gguf_name;
+
+    #[test]
+    fn maps_hf_names_to_llama_cpp() {
+        assert_eq!(
+            gguf_name("encoder.layer.3.attention.self.query.weight").as_deref(),
+            Some("blk.3.attn_q.weight")
+        );
+        assert_eq!(
+            gguf_name("bert.encoder.layer.0.output.LayerNorm.gamma").as_deref(),
+            Some("blk.0.layer_output_norm.weight")
+        );
+        assert_eq!(
+            gguf_name("embeddings.word_embeddings.weight").as_deref(),
+            Some("token_embd.weight")
+        );
+        assert_eq!(gguf_name("pooler.dense.weight"), None);
+        assert_eq!(gguf_name("embeddings.position_ids"), None);
+    }
+}

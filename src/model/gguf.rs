@@ -1,0 +1,496 @@
+//! The model bundle: one GGUF file holding weights, tokenizer and configuration.
+//!
+//! Tensor names and the `bert.*` metadata keys follow llama.cpp's conventions for the `bert`
+//! architecture, so other GGUF tools can read the weights. The tokenizer is stored whole under
+//! the GGUF spec's `tokenizer.huggingface.json` key. Cairn's own keys live under `cairn.*`:
+//! the bundle format version, the sentence-transformers settings llama.cpp has no key for
+//! (prompts, maximum sequence length, normalisation) and a SHA-256 of the tensor data, which
+//! is checked on load and serves as the model's fingerprint.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Device;
+use sha2::{Digest, Sha256};
+
+use super::config::{Activation, ModelConfig, Pooling};
+use crate::{Error, Result};
+
+/// The bundle format version this build writes and the newest it reads.
+pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// The oldest bundle format version this build reads.
+pub const MIN_BUNDLE_FORMAT_VERSION: u32 = 1;
+
+/// Metadata keys. The `general.*`, `bert.*` and `tokenizer.*` ones are llama.cpp's.
+pub mod keys {
+    pub const ARCHITECTURE: &str = "general.architecture";
+    pub const NAME: &str = "general.name";
+    pub const FILE_TYPE: &str = "general.file_type";
+    pub const CONTEXT_LENGTH: &str = "bert.context_length";
+    pub const EMBEDDING_LENGTH: &str = "bert.embedding_length";
+    pub const FEED_FORWARD_LENGTH: &str = "bert.feed_forward_length";
+    pub const BLOCK_COUNT: &str = "bert.block_count";
+    pub const HEAD_COUNT: &str = "bert.attention.head_count";
+    pub const LAYER_NORM_EPS: &str = "bert.attention.layer_norm_epsilon";
+    pub const CAUSAL: &str = "bert.attention.causal";
+    pub const POOLING_TYPE: &str = "bert.pooling_type";
+    pub const TOKENIZER_MODEL: &str = "tokenizer.ggml.model";
+    pub const TOKENIZER_HF_JSON: &str = "tokenizer.huggingface.json";
+    pub const CLS_TOKEN_ID: &str = "tokenizer.ggml.cls_token_id";
+    pub const SEP_TOKEN_ID: &str = "tokenizer.ggml.seperator_token_id";
+    pub const PAD_TOKEN_ID: &str = "tokenizer.ggml.padding_token_id";
+    pub const FORMAT_VERSION: &str = "cairn.format_version";
+    pub const VOCAB_SIZE: &str = "cairn.vocab_size";
+    pub const TYPE_VOCAB_SIZE: &str = "cairn.type_vocab_size";
+    pub const ACTIVATION: &str = "cairn.hidden_act";
+    pub const MAX_SEQ_LENGTH: &str = "cairn.max_seq_length";
+    pub const NORMALIZE: &str = "cairn.normalize";
+    pub const QUERY_PROMPT: &str = "cairn.prompt.query";
+    pub const DOCUMENT_PROMPT: &str = "cairn.prompt.document";
+    pub const QUANT: &str = "cairn.quant";
+    pub const WEIGHTS_SHA256: &str = "cairn.weights_sha256";
+}
+
+/// llama.cpp's tensor names for BERT.
+pub mod names {
+    pub const TOKEN_EMBD: &str = "token_embd.weight";
+    pub const POSITION_EMBD: &str = "position_embd.weight";
+    pub const TOKEN_TYPES: &str = "token_types.weight";
+    pub const TOKEN_EMBD_NORM: &str = "token_embd_norm";
+
+    /// Name of a tensor in block `layer`: `blk.{layer}.{part}.{kind}`.
+    pub fn blk(layer: usize, part: &str, kind: &str) -> String {
+        format!("blk.{layer}.{part}.{kind}")
+    }
+
+    pub const ATTN_Q: &str = "attn_q";
+    pub const ATTN_K: &str = "attn_k";
+    pub const ATTN_V: &str = "attn_v";
+    pub const ATTN_OUT: &str = "attn_output";
+    pub const ATTN_OUT_NORM: &str = "attn_output_norm";
+    pub const FFN_UP: &str = "ffn_up";
+    pub const FFN_DOWN: &str = "ffn_down";
+    pub const LAYER_OUT_NORM: &str = "layer_output_norm";
+}
+
+/// Weight storage types a bundle can be converted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quant {
+    F32,
+    F16,
+    Q8_0,
+    Q5_0,
+    Q5_1,
+    Q4_0,
+    Q4_1,
+    /// k-quants work on 256-wide super-blocks: tensors whose rows are not a multiple of 256
+    /// (most of MiniLM, whose rows are 384 wide) fall back to the nearest 32-block type.
+    Q6K,
+    Q5K,
+    Q4K,
+}
+
+impl Quant {
+    pub const ALL: [Quant; 10] = [
+        Quant::F32,
+        Quant::F16,
+        Quant::Q8_0,
+        Quant::Q5_0,
+        Quant::Q5_1,
+        Quant::Q4_0,
+        Quant::Q4_1,
+        Quant::Q6K,
+        Quant::Q5K,
+        Quant::Q4K,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::F32 => "f32",
+            Quant::F16 => "f16",
+            Quant::Q8_0 => "q8_0",
+            Quant::Q5_0 => "q5_0",
+            Quant::Q5_1 => "q5_1",
+            Quant::Q4_0 => "q4_0",
+            Quant::Q4_1 => "q4_1",
+            Quant::Q6K => "q6_k",
+            Quant::Q5K => "q5_k",
+            Quant::Q4K => "q4_k",
+        }
+    }
+
+    /// The storage type for a weight matrix whose rows are `row_len` wide.
+    pub fn dtype_for_row(self, row_len: usize) -> GgmlDType {
+        let (preferred, fallback) = match self {
+            Quant::F32 => (GgmlDType::F32, GgmlDType::F32),
+            Quant::F16 => (GgmlDType::F16, GgmlDType::F16),
+            Quant::Q8_0 => (GgmlDType::Q8_0, GgmlDType::F16),
+            Quant::Q5_0 => (GgmlDType::Q5_0, GgmlDType::F16),
+            Quant::Q5_1 => (GgmlDType::Q5_1, GgmlDType::F16),
+            Quant::Q4_0 => (GgmlDType::Q4_0, GgmlDType::F16),
+            Quant::Q4_1 => (GgmlDType::Q4_1, GgmlDType::F16),
+            Quant::Q6K => (GgmlDType::Q6K, GgmlDType::Q8_0),
+            Quant::Q5K => (GgmlDType::Q5K, GgmlDType::Q5_0),
+            Quant::Q4K => (GgmlDType::Q4K, GgmlDType::Q4_0),
+        };
+        if row_len.is_multiple_of(preferred.block_size()) {
+            preferred
+        } else if row_len.is_multiple_of(fallback.block_size()) {
+            fallback
+        } else {
+            GgmlDType::F16
+        }
+    }
+
+    /// llama.cpp's `general.file_type` number for the mostly-this-type file.
+    pub fn llama_file_type(self) -> u32 {
+        match self {
+            Quant::F32 => 0,
+            Quant::F16 => 1,
+            Quant::Q4_0 => 2,
+            Quant::Q4_1 => 3,
+            Quant::Q8_0 => 7,
+            Quant::Q5_0 => 8,
+            Quant::Q5_1 => 9,
+            Quant::Q4K => 15,
+            Quant::Q5K => 17,
+            Quant::Q6K => 18,
+        }
+    }
+}
+
+impl std::str::FromStr for Quant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let norm = s.to_ascii_lowercase().replace('-', "_");
+        let norm = match norm.as_str() {
+            "q4k" | "q4_k_m" | "q4_k_s" => "q4_k".to_string(),
+            "q5k" | "q5_k_m" | "q5_k_s" => "q5_k".to_string(),
+            "q6k" => "q6_k".to_string(),
+            _ => norm,
+        };
+        Quant::ALL
+            .into_iter()
+            .find(|q| q.name() == norm)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Quant::ALL.iter().map(|q| q.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown quantization `{s}`; choose one of {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for Quant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed and validated bundle: configuration, tokenizer and weights.
+pub struct Bundle {
+    pub config: ModelConfig,
+    pub tokenizer_json: String,
+    /// Name of the quantization the bundle was converted with (`q8_0`, ...).
+    pub quant: String,
+    /// SHA-256 of the tensor data, hex: identifies the weights.
+    pub fingerprint: String,
+    pub tensors: HashMap<String, QTensor>,
+}
+
+/// The names and shapes (in candle's row-major order) of every tensor the encoder needs.
+pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    use names::*;
+    let h = cfg.hidden_size;
+    let i = cfg.intermediate_size;
+    let mut out = vec![
+        (TOKEN_EMBD.to_string(), vec![cfg.vocab_size, h]),
+        (POSITION_EMBD.to_string(), vec![cfg.max_position_embeddings, h]),
+        (TOKEN_TYPES.to_string(), vec![cfg.type_vocab_size, h]),
+        (format!("{TOKEN_EMBD_NORM}.weight"), vec![h]),
+        (format!("{TOKEN_EMBD_NORM}.bias"), vec![h]),
+    ];
+    for l in 0..cfg.num_layers {
+        for (part, rows, cols) in [
+            (ATTN_Q, h, h),
+            (ATTN_K, h, h),
+            (ATTN_V, h, h),
+            (ATTN_OUT, h, h),
+            (FFN_UP, i, h),
+            (FFN_DOWN, h, i),
+        ] {
+            out.push((blk(l, part, "weight"), vec![rows, cols]));
+            out.push((blk(l, part, "bias"), vec![rows]));
+        }
+        for part in [ATTN_OUT_NORM, LAYER_OUT_NORM] {
+            out.push((blk(l, part, "weight"), vec![h]));
+            out.push((blk(l, part, "bias"), vec![h]));
+        }
+    }
+    out
+}
+
+fn meta<'a>(md: &'a HashMap<String, Value>, key: &str) -> Result<&'a Value> {
+    md.get(key).ok_or_else(|| Error::Metadata {
+        key: key.to_string(),
+        problem: "missing".to_string(),
+    })
+}
+
+fn meta_err(key: &str, e: impl std::fmt::Display) -> Error {
+    Error::Metadata {
+        key: key.to_string(),
+        problem: e.to_string(),
+    }
+}
+
+fn meta_usize(md: &HashMap<String, Value>, key: &str) -> Result<usize> {
+    let v = meta(md, key)?;
+    let n = match v {
+        Value::U64(x) => *x,
+        other => other.to_u32().map_err(|e| meta_err(key, e))? as u64,
+    };
+    usize::try_from(n).map_err(|e| meta_err(key, e))
+}
+
+fn meta_string(md: &HashMap<String, Value>, key: &str) -> Result<String> {
+    meta(md, key)?
+        .to_string()
+        .cloned()
+        .map_err(|e| meta_err(key, e))
+}
+
+fn meta_string_or(md: &HashMap<String, Value>, key: &str, default: &str) -> Result<String> {
+    match md.get(key) {
+        None => Ok(default.to_string()),
+        Some(v) => v.to_string().cloned().map_err(|e| meta_err(key, e)),
+    }
+}
+
+/// Reads the configuration out of bundle metadata.
+pub fn config_from_metadata(md: &HashMap<String, Value>) -> Result<ModelConfig> {
+    let act_name = meta_string_or(md, keys::ACTIVATION, "gelu")?;
+    let activation = Activation::from_hf(&act_name)
+        .ok_or_else(|| meta_err(keys::ACTIVATION, format!("unknown activation `{act_name}`")))?;
+    let pool_id = meta(md, keys::POOLING_TYPE)?
+        .to_u32()
+        .map_err(|e| meta_err(keys::POOLING_TYPE, e))?;
+    let pooling = Pooling::from_gguf_id(pool_id).ok_or_else(|| {
+        meta_err(
+            keys::POOLING_TYPE,
+            format!("pooling type {pool_id} is not supported (mean = 1, cls = 2)"),
+        )
+    })?;
+    let eps = meta(md, keys::LAYER_NORM_EPS)?
+        .to_f32()
+        .map_err(|e| meta_err(keys::LAYER_NORM_EPS, e))? as f64;
+    let normalize = match md.get(keys::NORMALIZE) {
+        None => true,
+        Some(v) => v.to_bool().map_err(|e| meta_err(keys::NORMALIZE, e))?,
+    };
+    let context = meta_usize(md, keys::CONTEXT_LENGTH)?;
+    let max_seq_length = match md.get(keys::MAX_SEQ_LENGTH) {
+        None => context,
+        Some(_) => meta_usize(md, keys::MAX_SEQ_LENGTH)?,
+    };
+    let cfg = ModelConfig {
+        name: meta_string_or(md, keys::NAME, "unnamed")?,
+        vocab_size: meta_usize(md, keys::VOCAB_SIZE)?,
+        hidden_size: meta_usize(md, keys::EMBEDDING_LENGTH)?,
+        num_layers: meta_usize(md, keys::BLOCK_COUNT)?,
+        num_heads: meta_usize(md, keys::HEAD_COUNT)?,
+        intermediate_size: meta_usize(md, keys::FEED_FORWARD_LENGTH)?,
+        max_position_embeddings: context,
+        type_vocab_size: meta_usize(md, keys::TYPE_VOCAB_SIZE)?,
+        layer_norm_eps: eps,
+        activation,
+        pooling,
+        normalize,
+        max_seq_length,
+        query_prompt: meta_string_or(md, keys::QUERY_PROMPT, "")?,
+        document_prompt: meta_string_or(md, keys::DOCUMENT_PROMPT, "")?,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Metadata for a configuration, in the order it is written.
+pub fn config_to_metadata(cfg: &ModelConfig) -> Vec<(&'static str, Value)> {
+    let u = |x: usize| Value::U32(x as u32);
+    vec![
+        (keys::ARCHITECTURE, Value::String("bert".into())),
+        (keys::NAME, Value::String(cfg.name.clone())),
+        (keys::FORMAT_VERSION, Value::U32(BUNDLE_FORMAT_VERSION)),
+        (keys::CONTEXT_LENGTH, u(cfg.max_position_embeddings)),
+        (keys::EMBEDDING_LENGTH, u(cfg.hidden_size)),
+        (keys::FEED_FORWARD_LENGTH, u(cfg.intermediate_size)),
+        (keys::BLOCK_COUNT, u(cfg.num_layers)),
+        (keys::HEAD_COUNT, u(cfg.num_heads)),
+        (keys::LAYER_NORM_EPS, Value::F32(cfg.layer_norm_eps as f32)),
+        (keys::CAUSAL, Value::Bool(false)),
+        (keys::POOLING_TYPE, Value::U32(cfg.pooling.gguf_id())),
+        (keys::VOCAB_SIZE, u(cfg.vocab_size)),
+        (keys::TYPE_VOCAB_SIZE, u(cfg.type_vocab_size)),
+        (keys::ACTIVATION, Value::String(cfg.activation.name().into())),
+        (keys::MAX_SEQ_LENGTH, u(cfg.max_seq_length)),
+        (keys::NORMALIZE, Value::Bool(cfg.normalize)),
+        (keys::QUERY_PROMPT, Value::String(cfg.query_prompt.clone())),
+        (keys::DOCUMENT_PROMPT, Value::String(cfg.document_prompt.clone())),
+    ]
+}
+
+/// The GGUF magic, little-endian "GGUF".
+const GGUF_MAGIC: &[u8; 4] = b"GGUF";
+
+/// Parses and validates a bundle. Every problem is a typed [`Error`]; nothing here panics on
+/// hostile input: shapes are checked against the configuration before any tensor is read.
+pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
+    if bytes.len() < 8 {
+        return Err(Error::NotABundle(format!(
+            "only {} bytes; a GGUF file starts with an 8-byte header",
+            bytes.len()
+        )));
+    }
+    if &bytes[..4] != GGUF_MAGIC {
+        return Err(Error::NotABundle(format!(
+            "wrong magic {:02x?} (expected \"GGUF\"); is this the index file or a download error page?",
+            &bytes[..4]
+        )));
+    }
+    let mut cursor = Cursor::new(bytes);
+    let content = gguf_file::Content::read(&mut cursor)
+        .map_err(|e| Error::CorruptBundle(format!("GGUF header: {e}")))?;
+    let md = &content.metadata;
+
+    let arch = meta_string(md, keys::ARCHITECTURE)?;
+    if arch != "bert" {
+        return Err(Error::UnsupportedBundle(format!(
+            "architecture `{arch}`; Cairn runs BERT-family encoders (`bert`)"
+        )));
+    }
+    let version = match md.get(keys::FORMAT_VERSION) {
+        None => {
+            return Err(Error::UnsupportedBundle(
+                "no `cairn.format_version`: this GGUF was not written by `cairn model convert` \
+                 (it lacks the tokenizer and pooling settings Cairn needs)"
+                    .into(),
+            ))
+        }
+        Some(v) => v.to_u32().map_err(|e| meta_err(keys::FORMAT_VERSION, e))?,
+    };
+    if !(MIN_BUNDLE_FORMAT_VERSION..=BUNDLE_FORMAT_VERSION).contains(&version) {
+        return Err(Error::UnsupportedBundle(format!(
+            "bundle format version {version}; this build of Cairn reads versions \
+             {MIN_BUNDLE_FORMAT_VERSION} to {BUNDLE_FORMAT_VERSION}"
+        )));
+    }
+    let config = config_from_metadata(md)?;
+    let tokenizer_json = meta_string(md, keys::TOKENIZER_HF_JSON)?;
+    let quant = meta_string_or(md, keys::QUANT, "unknown")?;
+    let fingerprint = meta_string(md, keys::WEIGHTS_SHA256)?;
+
+    let data_start = usize::try_from(content.tensor_data_offset)
+        .ok()
+        .filter(|&o| o <= bytes.len())
+        .ok_or_else(|| Error::CorruptBundle("tensor data starts past the end of the file".into()))?;
+    let actual = hex(&Sha256::digest(&bytes[data_start..]));
+    if actual != fingerprint {
+        return Err(Error::CorruptBundle(format!(
+            "weights checksum mismatch (recorded {}, computed {}): the file was cut short or altered",
+            short(&fingerprint),
+            short(&actual)
+        )));
+    }
+
+    let mut tensors = HashMap::new();
+    for (name, shape) in expected_tensors(&config) {
+        let info = content
+            .tensor_infos
+            .get(&name)
+            .ok_or_else(|| Error::MissingTensor(name.clone()))?;
+        if info.shape.dims() != shape.as_slice() {
+            return Err(Error::WrongShape {
+                name,
+                expected: shape,
+                found: info.shape.dims().to_vec(),
+            });
+        }
+        let row = *shape.last().unwrap_or(&1);
+        if !row.is_multiple_of(info.ggml_dtype.block_size()) {
+            return Err(Error::CorruptBundle(format!(
+                "tensor `{name}` rows of {row} do not fit {:?} blocks",
+                info.ggml_dtype
+            )));
+        }
+        let t = info
+            .read(&mut cursor, content.tensor_data_offset, &Device::Cpu)
+            .map_err(|e| Error::CorruptBundle(format!("tensor `{name}`: {e}")))?;
+        tensors.insert(name, t);
+    }
+    Ok(Bundle {
+        config,
+        tokenizer_json,
+        quant,
+        fingerprint,
+        tensors,
+    })
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Writes a bundle. `tensors` must be in the order they should appear; the output is
+/// deterministic for the same inputs.
+pub fn write_bundle(
+    cfg: &ModelConfig,
+    tokenizer_json: &str,
+    quant: Quant,
+    tensors: &[(String, QTensor)],
+) -> Result<Vec<u8>> {
+    // The tensor data region is each tensor's bytes padded to 32 (candle's writer and the GGUF
+    // default alignment): hash it the same way to get the fingerprint before writing.
+    let mut hasher = Sha256::new();
+    for (_, t) in tensors {
+        let data = t.data()?;
+        hasher.update(&data);
+        let pad = (32 - data.len() % 32) % 32;
+        hasher.update(vec![0u8; pad]);
+    }
+    let fingerprint = hex(&hasher.finalize());
+
+    let mut md = config_to_metadata(cfg);
+    md.push((keys::FILE_TYPE, Value::U32(quant.llama_file_type())));
+    md.push((keys::QUANT, Value::String(quant.name().into())));
+    md.push((keys::TOKENIZER_MODEL, Value::String("bert".into())));
+    md.push((keys::TOKENIZER_HF_JSON, Value::String(tokenizer_json.into())));
+    md.push((keys::WEIGHTS_SHA256, Value::String(fingerprint)));
+    let tok: tokenizers::Tokenizer = tokenizer_json
+        .parse()
+        .map_err(|e| Error::Tokenizer(format!("{e}")))?;
+    for (key, tokname) in [
+        (keys::CLS_TOKEN_ID, "[CLS]"),
+        (keys::SEP_TOKEN_ID, "[SEP]"),
+        (keys::PAD_TOKEN_ID, "[PAD]"),
+    ] {
+        if let Some(id) = tok.token_to_id(tokname) {
+            md.push((key, Value::U32(id)));
+        }
+    }
+    let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &md_refs, &t_refs)?;
+    Ok(out.into_inner())
+}

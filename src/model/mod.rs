@@ -1,0 +1,199 @@
+//! The encoder: text in, unit vector out, the same natively and in the browser.
+
+pub mod bert;
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
+pub mod gguf;
+pub mod pool;
+
+use candle_core::{Device, Tensor};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+pub use config::{Activation, ModelConfig, Pooling};
+pub use gguf::{Quant, BUNDLE_FORMAT_VERSION};
+
+use crate::{Error, Result};
+
+/// Which side of a search a text is on: models such as e5 and bge prefix them differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Query,
+    Document,
+}
+
+impl std::str::FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "query" => Ok(Role::Query),
+            "document" | "doc" | "passage" => Ok(Role::Document),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown role `{s}`; use `query` or `document`"
+            ))),
+        }
+    }
+}
+
+/// Texts per forward pass: large enough to keep the matmuls busy, small enough that a batch
+/// of 256-token passages stays within a browser tab's memory.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// A sentence encoder loaded from a model bundle.
+pub struct Encoder {
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    model: bert::Bert,
+    quant: String,
+    fingerprint: String,
+    device: Device,
+}
+
+impl Encoder {
+    /// Loads a bundle written by `cairn model convert`. The bytes are validated (magic,
+    /// version, checksum, every tensor's presence and shape) before use.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bundle = gguf::read_bundle(bytes)?;
+        let tokenizer = build_tokenizer(&bundle.tokenizer_json, &bundle.config)?;
+        let mut weights = bert::Weights::new(bundle.tensors);
+        let model = bert::Bert::load(&mut weights, &bundle.config)?;
+        Ok(Self {
+            config: bundle.config,
+            tokenizer,
+            model,
+            quant: bundle.quant,
+            fingerprint: bundle.fingerprint,
+            device: Device::Cpu,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Length of the vectors this encoder returns.
+    pub fn dim(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// The quantization the bundle was converted with (`q8_0`, `q4_0`, ...).
+    pub fn quant(&self) -> &str {
+        &self.quant
+    }
+
+    /// SHA-256 of the bundle's weights (hex). An index records it to refuse other models.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The prompt put before texts of this role.
+    pub fn prompt(&self, role: Role) -> &str {
+        match role {
+            Role::Query => &self.config.query_prompt,
+            Role::Document => &self.config.document_prompt,
+        }
+    }
+
+    /// Number of tokens `text` becomes for this role, after truncation (special tokens
+    /// included). Lets callers split long passages within the model's budget.
+    pub fn token_count(&self, text: &str, role: Role) -> Result<usize> {
+        let input = format!("{}{}", self.prompt(role), text);
+        let enc = self
+            .tokenizer
+            .encode(input, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().len())
+    }
+
+    /// Embeds `texts` as `role`, returning one L2-normalised vector per text, in order.
+    ///
+    /// Texts are sorted by length and run in batches of [`DEFAULT_BATCH_SIZE`], each padded
+    /// to its longest member, so short texts do not pay for long ones.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<Vec<f32>>> {
+        self.embed_batched(texts, role, DEFAULT_BATCH_SIZE)
+    }
+
+    /// [`Encoder::embed`] with an explicit batch size.
+    pub fn embed_batched<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        role: Role,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let batch_size = batch_size.max(1);
+        let prompt = self.prompt(role);
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{prompt}{}", t.as_ref()))
+            .collect();
+        // Sort by character length: a cheap proxy for token length.
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
+        let mut out = vec![Vec::new(); inputs.len()];
+        for chunk in order.chunks(batch_size) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| inputs[i].as_str()).collect();
+            let vectors = self.embed_one_batch(&batch)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_one_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(batch.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let seq = encodings.first().map(|e| e.len()).unwrap_or(0);
+        let n = encodings.len();
+        let mut ids = Vec::with_capacity(n * seq);
+        let mut types = Vec::with_capacity(n * seq);
+        let mut mask = Vec::with_capacity(n * seq);
+        for e in &encodings {
+            if e.len() != seq {
+                return Err(Error::Tokenizer("batch padding produced ragged rows".into()));
+            }
+            ids.extend(e.get_ids().iter().map(|&id| id.min(self.config.vocab_size as u32 - 1)));
+            types.extend(
+                e.get_type_ids()
+                    .iter()
+                    .map(|&t| t.min(self.config.type_vocab_size as u32 - 1)),
+            );
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (n, seq), &self.device)?;
+        let types = Tensor::from_vec(types, (n, seq), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, seq), &self.device)?;
+        let hidden = self.model.forward(&ids, &types, &mask)?;
+        let pooled = pool::pool(&hidden, &mask, self.config.pooling)?;
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+}
+
+/// Loads the bundle's tokenizer and sets the padding and truncation Cairn needs: pad to the
+/// longest text in a batch (not to a fixed length, as some exported tokenizers do) and
+/// truncate at the model's maximum sequence length, as sentence-transformers does.
+pub fn build_tokenizer(json: &str, cfg: &ModelConfig) -> Result<Tokenizer> {
+    let mut tok: Tokenizer = json
+        .parse()
+        .map_err(|e| Error::Tokenizer(format!("cannot load tokenizer: {e}")))?;
+    let pad_id = tok.token_to_id("[PAD]").unwrap_or(0);
+    let pad_token = tok.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".to_string());
+    tok.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        pad_id,
+        pad_token,
+        ..Default::default()
+    }));
+    tok.with_truncation(Some(TruncationParams {
+        max_length: cfg.max_seq_length,
+        ..Default::default()
+    }))
+    .map_err(|e| Error::Tokenizer(format!("cannot set truncation: {e}")))?;
+    Ok(tok)
+}

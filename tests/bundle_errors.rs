@@ -1,0 +1,192 @@
+//! Bad bundles give typed errors, never panics: truncated, wrong magic, missing tensors,
+//! wrong shapes, other architectures, newer format versions, flipped bytes.
+
+mod common;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use cairn::model::gguf::{expected_tensors, write_bundle};
+use cairn::model::{Activation, ModelConfig, Pooling};
+use cairn::{Encoder, Error, Quant, Role};
+
+fn tiny_config() -> ModelConfig {
+    ModelConfig {
+        name: "tiny-test-bert".into(),
+        vocab_size: 30522,
+        hidden_size: 32,
+        num_layers: 2,
+        num_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        activation: Activation::Gelu,
+        pooling: Pooling::Mean,
+        normalize: true,
+        max_seq_length: 64,
+        query_prompt: "query: ".into(),
+        document_prompt: "passage: ".into(),
+    }
+}
+
+fn tokenizer_json() -> String {
+    let raw = common::read_model_file("src/all-MiniLM-L6-v2/tokenizer.json");
+    String::from_utf8(raw).unwrap()
+}
+
+/// Deterministic small weights of the given shape.
+fn tensor(shape: &[usize], seed: usize) -> QTensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
+        .collect();
+    let t = Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
+    let dtype = if shape.len() == 2 { GgmlDType::Q8_0 } else { GgmlDType::F32 };
+    QTensor::quantize(&t, dtype).unwrap()
+}
+
+fn tensors_for(cfg: &ModelConfig) -> Vec<(String, QTensor)> {
+    expected_tensors(cfg)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| (name, tensor(&shape, i)))
+        .collect()
+}
+
+fn tiny_bundle() -> Vec<u8> {
+    let cfg = tiny_config();
+    write_bundle(&cfg, &tokenizer_json(), Quant::Q8_0, &tensors_for(&cfg)).unwrap()
+}
+
+#[test]
+fn tiny_bundle_loads_and_applies_prompts() {
+    let bytes = tiny_bundle();
+    let enc = Encoder::from_bytes(&bytes).unwrap();
+    assert_eq!(enc.dim(), 32);
+    assert_eq!(enc.prompt(Role::Query), "query: ");
+    // The prompt is part of the tokenized input: [CLS] query : hello [SEP].
+    assert_eq!(enc.token_count("hello", Role::Query).unwrap(), 5);
+    let q = enc.embed(&["hello world"], Role::Query).unwrap();
+    let d = enc.embed(&["hello world"], Role::Document).unwrap();
+    assert_ne!(q, d, "query and document prompts must differ in effect");
+    // Writing is deterministic.
+    assert_eq!(bytes, tiny_bundle());
+}
+
+#[test]
+fn truncated_bundles_are_refused() {
+    let bytes = tiny_bundle();
+    let step = (bytes.len() / 97).max(1);
+    for cut in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+        match Encoder::from_bytes(&bytes[..cut]) {
+            Err(Error::NotABundle(_)) | Err(Error::CorruptBundle(_)) => {}
+            Err(other) => panic!("cut at {cut}: unexpected error kind {other}"),
+            Ok(_) => panic!("cut at {cut}: a truncated bundle loaded"),
+        }
+    }
+}
+
+#[test]
+fn wrong_magic_is_refused() {
+    let mut bytes = tiny_bundle();
+    bytes[..4].copy_from_slice(b"CAIR");
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    assert!(matches!(err, Error::NotABundle(_)), "{err}");
+    let err = Encoder::from_bytes(b"<!DOCTYPE html><html>404</html>")
+        .err()
+        .expect("must fail");
+    assert!(matches!(err, Error::NotABundle(_)), "{err}");
+}
+
+#[test]
+fn flipped_weight_byte_is_detected_by_checksum() {
+    let mut bytes = tiny_bundle();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0x55;
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    assert!(matches!(err, Error::CorruptBundle(ref m) if m.contains("checksum")), "{err}");
+}
+
+#[test]
+fn missing_tensor_is_refused() {
+    let cfg = tiny_config();
+    let mut tensors = tensors_for(&cfg);
+    tensors.retain(|(n, _)| n != "blk.1.ffn_down.weight");
+    let bytes = write_bundle(&cfg, &tokenizer_json(), Quant::Q8_0, &tensors).unwrap();
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    assert!(
+        matches!(err, Error::MissingTensor(ref n) if n == "blk.1.ffn_down.weight"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_shape_is_refused() {
+    let cfg = tiny_config();
+    let mut tensors = tensors_for(&cfg);
+    for (name, t) in tensors.iter_mut() {
+        if name == "blk.0.attn_q.weight" {
+            *t = tensor(&[64, 32], 1);
+        }
+    }
+    let bytes = write_bundle(&cfg, &tokenizer_json(), Quant::Q8_0, &tensors).unwrap();
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    match err {
+        Error::WrongShape { name, expected, found } => {
+            assert_eq!(name, "blk.0.attn_q.weight");
+            assert_eq!(expected, vec![32, 32]);
+            assert_eq!(found, vec![64, 32]);
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+/// Rewrites one metadata string value in place (same length) to forge variants.
+fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let pos = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern present");
+    bytes[pos..pos + from.len()].copy_from_slice(to);
+}
+
+#[test]
+fn other_architecture_is_refused() {
+    let mut bytes = tiny_bundle();
+    patch(&mut bytes, b"\x04\0\0\0\0\0\0\0bert", b"\x04\0\0\0\0\0\0\0gpt2");
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    assert!(matches!(err, Error::UnsupportedBundle(ref m) if m.contains("gpt2")), "{err}");
+}
+
+#[test]
+fn newer_format_version_is_refused_with_its_number() {
+    let mut bytes = tiny_bundle();
+    // cairn.format_version is a u32 (type 4) with value 1.
+    let key = b"cairn.format_version\x04\0\0\0\x01\0\0\0";
+    patch(&mut bytes, key, b"cairn.format_version\x04\0\0\0\x09\0\0\0");
+    let err = Encoder::from_bytes(&bytes).err().expect("must fail");
+    assert!(
+        matches!(err, Error::UnsupportedBundle(ref m) if m.contains("version 9")),
+        "{err}"
+    );
+}
+
+#[test]
+fn random_byte_flips_never_panic() {
+    let bytes = tiny_bundle();
+    let mut state = 0x2545F4914F6CDD1Du64;
+    for _ in 0..300 {
+        let mut b = bytes.clone();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % b.len() as u64) as usize;
+            b[i] ^= (state >> 32) as u8 | 1;
+        }
+        // Must return (Ok or a typed Err), never panic.
+        let _ = Encoder::from_bytes(&b).map(|e| e.embed(&["x"], Role::Query));
+    }
+}

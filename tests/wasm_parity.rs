@@ -1,0 +1,81 @@
+//! The parity fixture compiled to wasm32 and run in headless Chromium
+//! (`wasm-bindgen-test`): browser vectors against sentence-transformers' reference and
+//! against the native build's vectors for the same bundle.
+//!
+//! The bundles and the native vectors are baked in at compile time; `make test` makes them
+//! before building this test.
+#![cfg(target_arch = "wasm32")]
+
+use cairn::{Encoder, Role};
+use serde::Deserialize;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[derive(Deserialize)]
+struct Sentences {
+    sentences: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
+}
+
+fn check(bundle: &[u8], native_jsonl: &str, threshold: f32) {
+    let s: Sentences =
+        serde_json::from_str(include_str!("fixtures/parity/sentences.json")).unwrap();
+    let r: Reference =
+        serde_json::from_str(include_str!("fixtures/parity/reference.json")).unwrap();
+    let native: Vec<Vec<f32>> = native_jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(native.len(), s.sentences.len());
+    let enc = Encoder::from_bytes(bundle).expect("bundle loads in the browser");
+    let browser = enc.embed(&s.sentences, Role::Query).unwrap();
+    for i in 0..s.sentences.len() {
+        let vs_reference = cosine(&browser[i], &r.embeddings[i]);
+        assert!(
+            vs_reference >= threshold,
+            "sentence {i}: browser vs sentence-transformers cosine {vs_reference}"
+        );
+        let vs_native = cosine(&browser[i], &native[i]);
+        assert!(
+            vs_native >= 0.99999,
+            "sentence {i}: browser vs native cosine {vs_native}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn q8_0_in_browser_matches_reference_and_native() {
+    check(
+        include_bytes!("../models/all-minilm-l6-v2-q8_0.gguf"),
+        include_str!("../models/parity-native-q8_0.jsonl"),
+        0.995,
+    );
+}
+
+#[wasm_bindgen_test]
+fn four_bit_in_browser_matches_reference_and_native() {
+    check(
+        include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf"),
+        include_str!("../models/parity-native-q4_0.jsonl"),
+        0.98,
+    );
+}
+
+#[wasm_bindgen_test]
+fn corrupt_bundle_is_an_error_in_the_browser() {
+    let bytes = include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf");
+    assert!(Encoder::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+    assert!(Encoder::from_bytes(b"not a model").is_err());
+}
