@@ -25,7 +25,9 @@ impl WasmEncoder {
     /// Embeds one text as a query (`role = "query"`) or a document (`"document"`); returns a
     /// unit-length `Float32Array`.
     pub fn embed(&self, text: &str, role: &str) -> Result<Vec<f32>, JsError> {
-        let role: Role = role.parse().map_err(|e: crate::Error| JsError::new(&e.to_string()))?;
+        let role: Role = role
+            .parse()
+            .map_err(|e: crate::Error| JsError::new(&e.to_string()))?;
         let mut v = self
             .inner
             .embed(&[text], role)

@@ -42,7 +42,11 @@ fn tensor(shape: &[usize], seed: usize) -> QTensor {
         .map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
         .collect();
     let t = Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
-    let dtype = if shape.len() == 2 { GgmlDType::Q8_0 } else { GgmlDType::F32 };
+    let dtype = if shape.len() == 2 {
+        GgmlDType::Q8_0
+    } else {
+        GgmlDType::F32
+    };
     QTensor::quantize(&t, dtype).unwrap()
 }
 
@@ -105,7 +109,10 @@ fn flipped_weight_byte_is_detected_by_checksum() {
     let n = bytes.len();
     bytes[n - 100] ^= 0x55;
     let err = Encoder::from_bytes(&bytes).err().expect("must fail");
-    assert!(matches!(err, Error::CorruptBundle(ref m) if m.contains("checksum")), "{err}");
+    assert!(
+        matches!(err, Error::CorruptBundle(ref m) if m.contains("checksum")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -133,7 +140,11 @@ fn wrong_shape_is_refused() {
     let bytes = write_bundle(&cfg, &tokenizer_json(), Quant::Q8_0, &tensors).unwrap();
     let err = Encoder::from_bytes(&bytes).err().expect("must fail");
     match err {
-        Error::WrongShape { name, expected, found } => {
+        Error::WrongShape {
+            name,
+            expected,
+            found,
+        } => {
             assert_eq!(name, "blk.0.attn_q.weight");
             assert_eq!(expected, vec![32, 32]);
             assert_eq!(found, vec![64, 32]);
@@ -155,9 +166,16 @@ fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
 #[test]
 fn other_architecture_is_refused() {
     let mut bytes = tiny_bundle();
-    patch(&mut bytes, b"\x04\0\0\0\0\0\0\0bert", b"\x04\0\0\0\0\0\0\0gpt2");
+    patch(
+        &mut bytes,
+        b"\x04\0\0\0\0\0\0\0bert",
+        b"\x04\0\0\0\0\0\0\0gpt2",
+    );
     let err = Encoder::from_bytes(&bytes).err().expect("must fail");
-    assert!(matches!(err, Error::UnsupportedBundle(ref m) if m.contains("gpt2")), "{err}");
+    assert!(
+        matches!(err, Error::UnsupportedBundle(ref m) if m.contains("gpt2")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! ([`QMatMul`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -13,14 +14,28 @@ use super::config::{Activation, ModelConfig};
 use super::gguf::names;
 use crate::{Error, Result};
 
+/// Per weight matrix: the sum of squared inputs per column and the number of input rows.
+/// Filled during a calibration run; quantization uses it to weigh each column's error.
+pub type ActivationStats = Arc<Mutex<HashMap<String, (Vec<f64>, usize)>>>;
+
 /// The bundle's tensors, taken by name as the model is built.
 pub struct Weights {
     tensors: HashMap<String, QTensor>,
+    stats: Option<ActivationStats>,
 }
 
 impl Weights {
     pub fn new(tensors: HashMap<String, QTensor>) -> Self {
-        Self { tensors }
+        Self {
+            tensors,
+            stats: None,
+        }
+    }
+
+    /// Makes every linear layer record statistics of its inputs into `stats`.
+    pub fn with_stats(mut self, stats: ActivationStats) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     fn take(&mut self, name: &str) -> Result<QTensor> {
@@ -39,16 +54,40 @@ impl Weights {
 struct Linear {
     weight: QMatMul,
     bias: Tensor,
+    /// Set only in calibration runs: where to record input statistics, under what name.
+    stats: Option<(ActivationStats, String)>,
 }
 
 impl Linear {
     fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
-        let weight = QMatMul::from_qtensor(w.take(&format!("{prefix}.weight"))?)?;
+        let name = format!("{prefix}.weight");
+        let weight = QMatMul::from_qtensor(w.take(&name)?)?;
         let bias = w.dense(&format!("{prefix}.bias"))?;
-        Ok(Self { weight, bias })
+        let stats = w.stats.clone().map(|s| (s, name));
+        Ok(Self {
+            weight,
+            bias,
+            stats,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some((stats, name)) = &self.stats {
+            let cols = x.dim(candle_core::D::Minus1)?;
+            let flat = x.reshape(((), cols))?;
+            let rows = flat.dim(0)?;
+            let sq: Vec<f32> = flat.sqr()?.sum(0)?.to_vec1()?;
+            let mut guard = stats
+                .lock()
+                .map_err(|_| Error::InvalidArgument("calibration statistics poisoned".into()))?;
+            let entry = guard
+                .entry(name.clone())
+                .or_insert_with(|| (vec![0.0; cols], 0));
+            for (acc, v) in entry.0.iter_mut().zip(sq) {
+                *acc += v as f64;
+            }
+            entry.1 += rows;
+        }
         Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
     }
 }

@@ -105,7 +105,7 @@ impl ModelConfig {
         if self.hidden_size == 0 || self.num_heads == 0 || self.num_layers == 0 {
             return bad("hidden size, head count and layer count must be positive");
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return bad("hidden size is not a multiple of the head count");
         }
         if self.hidden_size > 8192 || self.intermediate_size > 65536 || self.num_layers > 128 {

@@ -208,7 +208,10 @@ pub fn expected_tensors(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let i = cfg.intermediate_size;
     let mut out = vec![
         (TOKEN_EMBD.to_string(), vec![cfg.vocab_size, h]),
-        (POSITION_EMBD.to_string(), vec![cfg.max_position_embeddings, h]),
+        (
+            POSITION_EMBD.to_string(),
+            vec![cfg.max_position_embeddings, h],
+        ),
         (TOKEN_TYPES.to_string(), vec![cfg.type_vocab_size, h]),
         (format!("{TOKEN_EMBD_NORM}.weight"), vec![h]),
         (format!("{TOKEN_EMBD_NORM}.bias"), vec![h]),
@@ -334,11 +337,17 @@ pub fn config_to_metadata(cfg: &ModelConfig) -> Vec<(&'static str, Value)> {
         (keys::POOLING_TYPE, Value::U32(cfg.pooling.gguf_id())),
         (keys::VOCAB_SIZE, u(cfg.vocab_size)),
         (keys::TYPE_VOCAB_SIZE, u(cfg.type_vocab_size)),
-        (keys::ACTIVATION, Value::String(cfg.activation.name().into())),
+        (
+            keys::ACTIVATION,
+            Value::String(cfg.activation.name().into()),
+        ),
         (keys::MAX_SEQ_LENGTH, u(cfg.max_seq_length)),
         (keys::NORMALIZE, Value::Bool(cfg.normalize)),
         (keys::QUERY_PROMPT, Value::String(cfg.query_prompt.clone())),
-        (keys::DOCUMENT_PROMPT, Value::String(cfg.document_prompt.clone())),
+        (
+            keys::DOCUMENT_PROMPT,
+            Value::String(cfg.document_prompt.clone()),
+        ),
     ]
 }
 
@@ -371,16 +380,15 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
             "architecture `{arch}`; Cairn runs BERT-family encoders (`bert`)"
         )));
     }
-    let version = match md.get(keys::FORMAT_VERSION) {
-        None => {
-            return Err(Error::UnsupportedBundle(
+    let version =
+        match md.get(keys::FORMAT_VERSION) {
+            None => return Err(Error::UnsupportedBundle(
                 "no `cairn.format_version`: this GGUF was not written by `cairn model convert` \
                  (it lacks the tokenizer and pooling settings Cairn needs)"
                     .into(),
-            ))
-        }
-        Some(v) => v.to_u32().map_err(|e| meta_err(keys::FORMAT_VERSION, e))?,
-    };
+            )),
+            Some(v) => v.to_u32().map_err(|e| meta_err(keys::FORMAT_VERSION, e))?,
+        };
     if !(MIN_BUNDLE_FORMAT_VERSION..=BUNDLE_FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedBundle(format!(
             "bundle format version {version}; this build of Cairn reads versions \
@@ -395,7 +403,9 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
     let data_start = usize::try_from(content.tensor_data_offset)
         .ok()
         .filter(|&o| o <= bytes.len())
-        .ok_or_else(|| Error::CorruptBundle("tensor data starts past the end of the file".into()))?;
+        .ok_or_else(|| {
+            Error::CorruptBundle("tensor data starts past the end of the file".into())
+        })?;
     let actual = hex(&Sha256::digest(&bytes[data_start..]));
     if actual != fingerprint {
         return Err(Error::CorruptBundle(format!(
@@ -474,7 +484,10 @@ pub fn write_bundle(
     md.push((keys::FILE_TYPE, Value::U32(quant.llama_file_type())));
     md.push((keys::QUANT, Value::String(quant.name().into())));
     md.push((keys::TOKENIZER_MODEL, Value::String("bert".into())));
-    md.push((keys::TOKENIZER_HF_JSON, Value::String(tokenizer_json.into())));
+    md.push((
+        keys::TOKENIZER_HF_JSON,
+        Value::String(tokenizer_json.into()),
+    ));
     md.push((keys::WEIGHTS_SHA256, Value::String(fingerprint)));
     let tok: tokenizers::Tokenizer = tokenizer_json
         .parse()

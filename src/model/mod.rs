@@ -6,6 +6,8 @@ pub mod config;
 pub mod convert;
 pub mod gguf;
 pub mod pool;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod quantize;
 
 use candle_core::{Device, Tensor};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -54,9 +56,22 @@ impl Encoder {
     /// Loads a bundle written by `cairn model convert`. The bytes are validated (magic,
     /// version, checksum, every tensor's presence and shape) before use.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::load(bytes, None)
+    }
+
+    /// Like [`Encoder::from_bytes`], but every linear layer records the mean square of its
+    /// inputs per column into `stats` (a calibration run for quantization).
+    pub fn with_activation_stats(bytes: &[u8], stats: bert::ActivationStats) -> Result<Self> {
+        Self::load(bytes, Some(stats))
+    }
+
+    fn load(bytes: &[u8], stats: Option<bert::ActivationStats>) -> Result<Self> {
         let bundle = gguf::read_bundle(bytes)?;
         let tokenizer = build_tokenizer(&bundle.tokenizer_json, &bundle.config)?;
         let mut weights = bert::Weights::new(bundle.tensors);
+        if let Some(stats) = stats {
+            weights = weights.with_stats(stats);
+        }
         let model = bert::Bert::load(&mut weights, &bundle.config)?;
         Ok(Self {
             config: bundle.config,
@@ -156,9 +171,15 @@ impl Encoder {
         let mut mask = Vec::with_capacity(n * seq);
         for e in &encodings {
             if e.len() != seq {
-                return Err(Error::Tokenizer("batch padding produced ragged rows".into()));
+                return Err(Error::Tokenizer(
+                    "batch padding produced ragged rows".into(),
+                ));
             }
-            ids.extend(e.get_ids().iter().map(|&id| id.min(self.config.vocab_size as u32 - 1)));
+            ids.extend(
+                e.get_ids()
+                    .iter()
+                    .map(|&id| id.min(self.config.vocab_size as u32 - 1)),
+            );
             types.extend(
                 e.get_type_ids()
                     .iter()
@@ -183,7 +204,9 @@ pub fn build_tokenizer(json: &str, cfg: &ModelConfig) -> Result<Tokenizer> {
         .parse()
         .map_err(|e| Error::Tokenizer(format!("cannot load tokenizer: {e}")))?;
     let pad_id = tok.token_to_id("[PAD]").unwrap_or(0);
-    let pad_token = tok.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".to_string());
+    let pad_token = tok
+        .id_to_token(pad_id)
+        .unwrap_or_else(|| "[PAD]".to_string());
     tok.with_padding(Some(PaddingParams {
         strategy: PaddingStrategy::BatchLongest,
         pad_id,

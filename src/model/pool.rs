@@ -17,7 +17,7 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, mode: Pooling) -> Result<Tensor> {
         Pooling::Mean => {
             let m = mask.unsqueeze(D::Minus1)?; // b x s x 1
             let summed = hidden.broadcast_mul(&m)?.sum(1)?; // b x d
-            // Clamp as sentence-transformers does, so an all-padding row cannot divide by 0.
+                                                            // Clamp as sentence-transformers does, so an all-padding row cannot divide by 0.
             let counts = mask.sum_keepdim(1)?.clamp(1e-9f32, f32::MAX)?; // b x 1
             summed.broadcast_div(&counts)?
         }

@@ -61,7 +61,11 @@ fn passages(enc: &Encoder, n: usize, tokens: usize) -> Result<Vec<String>> {
         let mut j = start;
         loop {
             let w = words[j % words.len()];
-            let candidate = if text.is_empty() { w.to_string() } else { format!("{text} {w}") };
+            let candidate = if text.is_empty() {
+                w.to_string()
+            } else {
+                format!("{text} {w}")
+            };
             if enc.token_count(&candidate, Role::Document)? > tokens {
                 break;
             }
@@ -119,7 +123,9 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
 }
 
@@ -133,7 +139,12 @@ fn today() -> String {
         .unwrap_or_else(|| "unknown date".into())
 }
 
-pub fn encode(models: &[PathBuf], queries: usize, passages: usize, write: Option<&Path>) -> Result<()> {
+pub fn encode(
+    models: &[PathBuf],
+    queries: usize,
+    passages: usize,
+    write: Option<&Path>,
+) -> Result<()> {
     let threads = candle_core::utils::get_num_threads();
     let mut rows = Vec::new();
     for m in models {

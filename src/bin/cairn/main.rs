@@ -12,7 +12,11 @@ use cairn::{Encoder, Quant, Role};
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Semantic search that runs in the visitor's browser")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Semantic search that runs in the visitor's browser"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -146,7 +150,8 @@ fn main() -> Result<()> {
                 );
             }
             ModelCommand::Info { file } => {
-                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
                 let enc = Encoder::from_bytes(&bytes)?;
                 println!("file: {} ({} bytes)", file.display(), bytes.len());
                 println!("quant: {}", enc.quant());
@@ -155,7 +160,8 @@ fn main() -> Result<()> {
             }
         },
         Command::Embed { model, role } => {
-            let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let bytes =
+                std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
             let enc = Encoder::from_bytes(&bytes)?;
             let stdin = std::io::stdin();
             let stdout = std::io::stdout();
@@ -229,7 +235,10 @@ fn fetch_from_hub(repo: &str) -> Result<PathBuf> {
                 }
             }
             // The sentence-transformers files are optional; the model files are not.
-            Err(e) if file.contains("config.json") && file != "config.json" || file.ends_with("modules.json") => {
+            Err(e)
+                if file.contains("config.json") && file != "config.json"
+                    || file.ends_with("modules.json") =>
+            {
                 eprintln!("note: {repo} has no {file} ({e}); using defaults");
             }
             Err(e) => return Err(e).with_context(|| format!("downloading {file} from {repo}")),
