@@ -48,6 +48,22 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The bytes are not a Cairn index at all.
+    #[error("not a Cairn index: {0}")]
+    NotAnIndex(String),
+
+    /// The index was written in a format version this build does not read.
+    #[error("index format version {found} is not supported (this build reads versions {min} to {max}); rebuild the index with this version of `cairn index`")]
+    UnsupportedIndexVersion { found: u32, min: u32, max: u32 },
+
+    /// The index is cut short, fails its checksum, or its sections are inconsistent.
+    #[error("index is truncated or corrupt: {0}")]
+    CorruptIndex(String),
+
+    /// The index was built with another model than the one loaded.
+    #[error("the index was built with model {index} but the loaded model is {model}; rebuild the index or load the model it was built with")]
+    ModelMismatch { index: String, model: String },
+
     /// A failure inside the tensor library.
     #[error("tensor computation failed: {0}")]
     Tensor(#[from] candle_core::Error),
@@ -63,6 +79,11 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+
+    /// The GPU backend (feature `gpu`) failed: no usable device, a size past the device's
+    /// limits, or work the device rejected.
+    #[error("GPU backend: {0}")]
+    Gpu(String),
 }
 
 /// The library's result type.

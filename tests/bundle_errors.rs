@@ -3,65 +3,9 @@
 
 mod common;
 
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
-
-use cairn::model::gguf::{expected_tensors, write_bundle};
-use cairn::model::{Activation, ModelConfig, Pooling};
+use cairn::model::gguf::write_bundle;
 use cairn::{Encoder, Error, Quant, Role};
-
-fn tiny_config() -> ModelConfig {
-    ModelConfig {
-        name: "tiny-test-bert".into(),
-        vocab_size: 30522,
-        hidden_size: 32,
-        num_layers: 2,
-        num_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        activation: Activation::Gelu,
-        pooling: Pooling::Mean,
-        normalize: true,
-        max_seq_length: 64,
-        query_prompt: "query: ".into(),
-        document_prompt: "passage: ".into(),
-    }
-}
-
-fn tokenizer_json() -> String {
-    let raw = common::read_model_file("src/all-MiniLM-L6-v2/tokenizer.json");
-    String::from_utf8(raw).unwrap()
-}
-
-/// Deterministic small weights of the given shape.
-fn tensor(shape: &[usize], seed: usize) -> QTensor {
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
-        .collect();
-    let t = Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
-    let dtype = if shape.len() == 2 {
-        GgmlDType::Q8_0
-    } else {
-        GgmlDType::F32
-    };
-    QTensor::quantize(&t, dtype).unwrap()
-}
-
-fn tensors_for(cfg: &ModelConfig) -> Vec<(String, QTensor)> {
-    expected_tensors(cfg)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, shape))| (name, tensor(&shape, i)))
-        .collect()
-}
-
-fn tiny_bundle() -> Vec<u8> {
-    let cfg = tiny_config();
-    write_bundle(&cfg, &tokenizer_json(), Quant::Q8_0, &tensors_for(&cfg)).unwrap()
-}
+use common::{tensor, tensors_for, tiny_bundle, tiny_config, tokenizer_json};
 
 #[test]
 fn tiny_bundle_loads_and_applies_prompts() {

@@ -28,7 +28,8 @@ fn fixture() -> (Vec<String>, Reference) {
     (s.sentences, r)
 }
 
-fn check_bundle(file: &str, threshold: f32) {
+/// Checks every sentence against `threshold` and the mean cosine against `mean_threshold`.
+fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) {
     let (sentences, reference) = fixture();
     let enc = Encoder::from_bytes(&read_model_file(file)).expect("bundle loads");
     assert_eq!(enc.dim(), 384);
@@ -36,6 +37,7 @@ fn check_bundle(file: &str, threshold: f32) {
         .embed(&sentences, Role::Query)
         .expect("embedding succeeds");
     let mut worst = (f32::MAX, 0);
+    let mut sum = 0.0;
     for (i, (v, r)) in vectors.iter().zip(&reference.embeddings).enumerate() {
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!(
@@ -43,6 +45,7 @@ fn check_bundle(file: &str, threshold: f32) {
             "{file}: vector {i} has norm {norm}"
         );
         let c = cosine(v, r);
+        sum += c;
         if c < worst.0 {
             worst = (c, i);
         }
@@ -52,9 +55,14 @@ fn check_bundle(file: &str, threshold: f32) {
             sentences[i].chars().take(40).collect::<String>()
         );
     }
+    let mean = sum / vectors.len() as f32;
     println!(
-        "{file}: worst cosine {:.6} (sentence {}), threshold {threshold}",
+        "{file}: worst cosine {:.6} (sentence {}), mean {mean:.6}; thresholds {threshold} / mean {mean_threshold}",
         worst.0, worst.1
+    );
+    assert!(
+        mean >= mean_threshold,
+        "{file}: mean cosine {mean:.6} < {mean_threshold}"
     );
 }
 
@@ -73,33 +81,49 @@ fn tokenizer_matches_reference_token_counts() {
 
 #[test]
 fn f32_bundle_matches_sentence_transformers() {
-    check_bundle("all-minilm-l6-v2-f32.gguf", 0.9999);
+    check_bundle("all-minilm-l6-v2-f32.gguf", 0.9999, 0.9999);
 }
 
 #[test]
 fn q8_0_bundle_matches_sentence_transformers() {
-    check_bundle("all-minilm-l6-v2-q8_0.gguf", 0.995);
+    check_bundle("all-minilm-l6-v2-q8_0.gguf", 0.995, 0.999);
 }
 
-/// The issue's target for the 4-bit bundle is a cosine of 0.98 per sentence. Plain 4-bit
-/// blocks do not reach it on MiniLM (measured: worst sentence 0.918, mean 0.967, with
-/// importance-weighted rounding and 8-bit position tables; 0.904 with candle's rounding).
-/// This test holds the line at what is achieved so that it cannot silently get worse; the
-/// gap is open work (see the closing note of the encoder issue).
+/// The issue's target for the 4-bit bundle is a cosine of 0.98 for every sentence. The mean
+/// reaches it (0.9816 measured, with GPTQ rounding, act-order and bias correction; 0.967 with
+/// importance-weighted rounding alone, 0.95 with candle's); the worst sentences do not: the
+/// empty string (0.932: its vector is the pool of `[CLS]` and `[SEP]` alone, which carry
+/// the model's outlier activations) and 256 repetitions of one word (0.952). Even 5-bit
+/// layers (14.7 MB, over the size budget) leave the empty string at 0.975. This test holds the
+/// per-sentence line at what is achieved, so it cannot silently get worse, and the mean at
+/// the target.
 #[test]
 fn four_bit_bundle_matches_sentence_transformers() {
-    check_bundle("all-minilm-l6-v2-q4_0.gguf", 0.91);
+    check_bundle("all-minilm-l6-v2-q4_0.gguf", 0.93, 0.98);
 }
 
+/// Padding must not leak into a text's vector. In f32 a text's vector is the same alone or
+/// in a padded batch up to summation order; quantized bundles also round activations to 8
+/// bits per 32-value block, and the matmul kernels for one row and for many sum in different
+/// orders, which can flip such roundings: a looser bound there (a padding leak would cost
+/// far more).
 #[test]
 fn batching_does_not_change_vectors() {
     let (sentences, _) = fixture();
-    let enc = Encoder::from_bytes(&read_model_file("all-minilm-l6-v2-q8_0.gguf")).unwrap();
-    let batched = enc.embed(&sentences, Role::Document).unwrap();
-    for (i, s) in sentences.iter().enumerate() {
-        let single = enc.embed(&[s.as_str()], Role::Document).unwrap();
-        let c = cosine(&single[0], &batched[i]);
-        assert!(c > 0.9999, "sentence {i}: single vs batched cosine {c}");
+    for (file, bound) in [
+        ("all-minilm-l6-v2-f32.gguf", 0.99999),
+        ("all-minilm-l6-v2-q8_0.gguf", 0.9995),
+    ] {
+        let enc = Encoder::from_bytes(&read_model_file(file)).unwrap();
+        let batched = enc.embed(&sentences, Role::Document).unwrap();
+        for (i, s) in sentences.iter().enumerate() {
+            let single = enc.embed(&[s.as_str()], Role::Document).unwrap();
+            let c = cosine(&single[0], &batched[i]);
+            assert!(
+                c > bound,
+                "{file} sentence {i}: single vs batched cosine {c}"
+            );
+        }
     }
 }
 

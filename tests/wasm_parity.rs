@@ -43,21 +43,32 @@ fn check(bundle: &[u8], native_jsonl: &str, threshold: f32) {
     assert_eq!(native.len(), s.sentences.len());
     let enc = Encoder::from_bytes(bundle).expect("bundle loads in the browser");
     let browser = enc.embed(&s.sentences, Role::Query).unwrap();
+    let mut sum = 0.0;
+    let mut report = Vec::new();
     for i in 0..s.sentences.len() {
         let vs_reference = cosine(&browser[i], &r.embeddings[i]);
         assert!(
             vs_reference >= threshold,
             "sentence {i}: browser vs sentence-transformers cosine {vs_reference}"
         );
-        // Not bit-identical: wasm's SIMD128 kernels sum in another order than AVX, and the
-        // 8-bit activation rounding inside quantized matmuls can flip on such differences.
-        // Still ten times closer to native than native is to the f32 reference.
+        // Same kernels on both sides (see `Matrix` in src/model/bert.rs), but not
+        // bit-identical: wasm's SIMD128 dot products sum in another order than AVX, and the
+        // 8-bit rounding of activations inside quantized matmuls can flip on such
+        // differences. Measured: 1 - 5e-5 typical, 1 - 4.4e-4 at worst.
         let vs_native = cosine(&browser[i], &native[i]);
+        sum += vs_native;
+        report.push(format!("{vs_native:.6}"));
         assert!(
             vs_native >= 0.9995,
-            "sentence {i}: browser vs native cosine {vs_native}"
+            "sentence {i}: browser vs native cosine {vs_native} (all: {report:?})"
         );
     }
+    let mean = sum / s.sentences.len() as f32;
+    assert!(
+        mean >= 0.9999,
+        "mean browser vs native cosine {mean} (all: {report:?})"
+    );
+    wasm_bindgen_test::console_log!("browser vs native cosines: {report:?}");
 }
 
 #[wasm_bindgen_test]
@@ -74,7 +85,7 @@ fn four_bit_in_browser_matches_reference_and_native() {
     check(
         include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf"),
         include_str!("../models/parity-native-q4_0.jsonl"),
-        0.91, // the native floor; see tests/parity.rs
+        0.93, // the native floor; see tests/parity.rs
     );
 }
 

@@ -2,21 +2,33 @@
 //!
 //! Each part is a small struct with `load(&mut Weights, ...)` and `forward`, and loads its
 //! tensors by llama.cpp's names. Weight matrices run through candle's quantized matmul
-//! ([`QMatMul`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
+//! (see [`Matrix`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::{Activation, ModelConfig};
 use super::gguf::names;
 use crate::{Error, Result};
 
-/// Per weight matrix: the sum of squared inputs per column and the number of input rows.
-/// Filled during a calibration run; quantization uses it to weigh each column's error.
-pub type ActivationStats = Arc<Mutex<HashMap<String, (Vec<f64>, usize)>>>;
+/// Statistics of one weight matrix's inputs over a calibration run.
+#[derive(Debug, Clone, Default)]
+pub struct InputStats {
+    /// The Gram matrix (`cols x cols`, row-major): the sum of `x x^T` over every input row.
+    pub gram: Vec<f64>,
+    /// The sum of the input rows (`cols`).
+    pub sum: Vec<f64>,
+    /// The number of input rows.
+    pub rows: usize,
+}
+
+/// Per weight matrix (by tensor name), statistics of its inputs. Filled during a
+/// calibration run; 4-bit quantization (GPTQ, bias correction) uses them to place rounding
+/// errors where they matter least.
+pub type ActivationStats = Arc<Mutex<HashMap<String, InputStats>>>;
 
 /// The bundle's tensors, taken by name as the model is built.
 pub struct Weights {
@@ -32,7 +44,7 @@ impl Weights {
         }
     }
 
-    /// Makes every linear layer record statistics of its inputs into `stats`.
+    /// Makes every linear layer record the Gram matrix of its inputs into `stats`.
     pub fn with_stats(mut self, stats: ActivationStats) -> Self {
         self.stats = Some(stats);
         self
@@ -50,9 +62,110 @@ impl Weights {
     }
 }
 
-/// `y = x W^T + b` with a quantized `W`.
+/// A weight matrix and the kernel that multiplies by it.
+enum Matrix {
+    /// f32 and f16 matrices: candle's dense matmul.
+    Dense(QMatMul),
+    /// Block-quantized matrices (`q8_0`, `q4_0`, ...): candle's portable quantized kernel
+    /// (`k_quants::matmul`: AVX/NEON/SIMD128 dot products, activations rounded to 8 bits in
+    /// 32-value blocks). It is the kernel the wasm build runs, so vectors made natively match
+    /// the browser's. `QMatMul` would take candle's x86 repacked kernels on AVX-512 VNNI
+    /// machines for rows that are multiples of 256 (MiniLM's `ffn_down`), which round
+    /// activations in 256-value blocks: further from both the browser and the f32 model.
+    Blocks {
+        storage: QStorage,
+        n: usize,
+        /// Native only: the weights as a tensor, and dequantized to f32 on first use by a
+        /// large batch (see [`Matrix::forward`]).
+        #[cfg(not(target_arch = "wasm32"))]
+        weights: QTensor,
+        #[cfg(not(target_arch = "wasm32"))]
+        dense: std::sync::OnceLock<Tensor>,
+    },
+}
+
+/// Rows (tokens) from which a native batch takes the dense path of [`Matrix::forward`].
+#[cfg(not(target_arch = "wasm32"))]
+const DENSE_PATH_MIN_ROWS: usize = 256;
+
+impl Matrix {
+    fn new(t: QTensor) -> Result<Self> {
+        match t.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                Ok(Matrix::Dense(QMatMul::from_qtensor(t)?))
+            }
+            dtype => {
+                let (n, _) = t.shape().dims2()?;
+                let storage = QStorage::from_data(t.data()?, &Device::Cpu, dtype)?;
+                Ok(Matrix::Blocks {
+                    storage,
+                    n,
+                    #[cfg(not(target_arch = "wasm32"))]
+                    weights: t,
+                    #[cfg(not(target_arch = "wasm32"))]
+                    dense: std::sync::OnceLock::new(),
+                })
+            }
+        }
+    }
+
+    /// `x W^T` for `x` of shape `(..., k)`.
+    ///
+    /// Natively, large batches (indexing) compute the very same function on the dense path:
+    /// activations rounded to `Q8_0` blocks and back (candle's own rounding), times the
+    /// dequantized weights, in candle's f32 matmul. Every product of the integer kernel is
+    /// exact in f32, so the two differ only in summation order, and the dense matmul is
+    /// several times faster for many rows.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Matrix::Dense(m) => Ok(m.forward(x)?),
+            #[cfg(not(target_arch = "wasm32"))]
+            Matrix::Blocks { weights, dense, .. }
+                if x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1)
+                    >= DENSE_PATH_MIN_ROWS =>
+            {
+                let w = match dense.get() {
+                    Some(w) => w,
+                    None => {
+                        let _ = dense.set(weights.dequantize(&Device::Cpu)?);
+                        dense.get().ok_or_else(|| {
+                            Error::InvalidArgument("dense weights unavailable".into())
+                        })?
+                    }
+                };
+                let dims = x.dims().to_vec();
+                let k = dims[dims.len() - 1];
+                let flat = x.reshape(((), k))?;
+                let rounded =
+                    QTensor::quantize(&flat, GgmlDType::Q8_0)?.dequantize(&Device::Cpu)?;
+                let y = rounded.matmul(&w.t()?)?;
+                let mut out = dims;
+                let last = out.len() - 1;
+                out[last] = w.dim(0)?;
+                Ok(y.reshape(out)?)
+            }
+            Matrix::Blocks { storage, n, .. } => {
+                let QStorage::Cpu(storage) = storage else {
+                    return Err(Error::InvalidArgument(
+                        "quantized weights must be on the CPU".into(),
+                    ));
+                };
+                let mut dims = x.dims().to_vec();
+                let k = dims.pop().unwrap_or(0);
+                let lhs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+                let m = lhs.len() / k.max(1);
+                let mut dst = vec![0f32; m * n];
+                storage.matmul_t((m, k, *n), &lhs, &mut dst)?;
+                dims.push(*n);
+                Ok(Tensor::from_vec(dst, dims, x.device())?)
+            }
+        }
+    }
+}
+
+/// `y = x W^T + b` with a (possibly quantized) `W`.
 struct Linear {
-    weight: QMatMul,
+    weight: Matrix,
     bias: Tensor,
     /// Set only in calibration runs: where to record input statistics, under what name.
     stats: Option<(ActivationStats, String)>,
@@ -61,7 +174,7 @@ struct Linear {
 impl Linear {
     fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.weight");
-        let weight = QMatMul::from_qtensor(w.take(&name)?)?;
+        let weight = Matrix::new(w.take(&name)?)?;
         let bias = w.dense(&format!("{prefix}.bias"))?;
         let stats = w.stats.clone().map(|s| (s, name));
         Ok(Self {
@@ -76,17 +189,28 @@ impl Linear {
             let cols = x.dim(candle_core::D::Minus1)?;
             let flat = x.reshape(((), cols))?;
             let rows = flat.dim(0)?;
-            let sq: Vec<f32> = flat.sqr()?.sum(0)?.to_vec1()?;
+            let gram: Vec<f32> = flat
+                .t()?
+                .contiguous()?
+                .matmul(&flat)?
+                .flatten_all()?
+                .to_vec1()?;
             let mut guard = stats
                 .lock()
                 .map_err(|_| Error::InvalidArgument("calibration statistics poisoned".into()))?;
-            let entry = guard
-                .entry(name.clone())
-                .or_insert_with(|| (vec![0.0; cols], 0));
-            for (acc, v) in entry.0.iter_mut().zip(sq) {
+            let sum: Vec<f32> = flat.sum(0)?.to_vec1()?;
+            let entry = guard.entry(name.clone()).or_insert_with(|| InputStats {
+                gram: vec![0.0; cols * cols],
+                sum: vec![0.0; cols],
+                rows: 0,
+            });
+            for (acc, v) in entry.gram.iter_mut().zip(gram) {
                 *acc += v as f64;
             }
-            entry.1 += rows;
+            for (acc, v) in entry.sum.iter_mut().zip(sum) {
+                *acc += v as f64;
+            }
+            entry.rows += rows;
         }
         Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
     }

@@ -263,35 +263,66 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
         }
         sources.push((name, shape, t.to_dtype(DType::F32)?));
     }
-    // For 4-bit weights, run the f32 model over calibration text first: each column's
-    // quantization error is then weighed by the mean square of the inputs it multiplies.
-    let importance = if needs_calibration(quant, opts) {
+    // For 4-bit weights, run the f32 model over calibration text first: the Gram matrix of
+    // each layer's inputs lets GPTQ round the weights for the smallest output error.
+    let grams = if needs_calibration(quant, opts) {
         calibrate(&config, &tokenizer_json, &sources)?
     } else {
         HashMap::new()
     };
     let mut tensors = Vec::new();
+    // Bias corrections of 4-bit layers, applied when their bias (written next) comes up.
+    let mut bias_delta: HashMap<String, Vec<f32>> = HashMap::new();
     for (name, shape, t) in sources {
-        let q = if shape.len() == 2 {
+        if shape.len() == 2 {
             let chosen = opts
                 .tensor_quant
                 .iter()
                 .find(|(pattern, _)| name.contains(pattern.as_str()))
                 .map(|(_, q)| *q)
                 .unwrap_or_else(|| default_quant(&name, quant));
-            match chosen.dtype_for_row(shape[1]) {
-                GgmlDType::Q4_0 => {
-                    super::quantize::quantize_q4_0(&t, importance.get(&name).map(Vec::as_slice))?
+            match (chosen.dtype_for_row(shape[1]), grams.get(&name)) {
+                (GgmlDType::Q4_0, Some(st)) => {
+                    let (weight, delta) = quantize_4bit_layer(&t, st)?;
+                    let prefix = name.strip_suffix(".weight").unwrap_or(&name);
+                    bias_delta.insert(format!("{prefix}.bias"), delta);
+                    tensors.push((name, weight));
                 }
-                dtype => QTensor::quantize(&t, dtype)?,
+                (GgmlDType::Q4_0, None) => {
+                    tensors.push((name, super::quantize::quantize_q4_0(&t, None)?))
+                }
+                (dtype, _) => tensors.push((name, QTensor::quantize(&t, dtype)?)),
             }
         } else {
+            let t = match bias_delta.remove(&name) {
+                Some(delta) => (t + Tensor::from_vec(delta, shape[0], &Device::Cpu)?)?,
+                None => t,
+            };
             // Biases and norm parameters are tiny: kept in f32, as llama.cpp does.
-            QTensor::quantize(&t, GgmlDType::F32)?
-        };
-        tensors.push((name, q));
+            tensors.push((name, QTensor::quantize(&t, GgmlDType::F32)?));
+        }
     }
     gguf::write_bundle(&config, &tokenizer_json, quant, &tensors)
+}
+
+/// Quantizes a weight matrix to 4 bits with its calibration statistics: GPTQ rounding, then
+/// bias correction (the mean output shift that rounding leaves, `(W - Q) E[x]`, is folded
+/// into the bias). Returns the tensor and what to add to the bias.
+fn quantize_4bit_layer(t: &Tensor, st: &super::bert::InputStats) -> Result<(QTensor, Vec<f32>)> {
+    let (rows, cols) = t.dims2()?;
+    let weight = super::quantize::gptq_q4_0(t, &st.gram, st.rows)?;
+    let n = st.rows.max(1) as f64;
+    let mean: Vec<f64> = st.sum.iter().map(|s| s / n).collect();
+    let orig: Vec<f32> = t.flatten_all()?.to_vec1()?;
+    let deq: Vec<f32> = weight.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+    let bias_delta = (0..rows)
+        .map(|r| {
+            (0..cols)
+                .map(|c| (orig[r * cols + c] - deq[r * cols + c]) as f64 * mean[c])
+                .sum::<f64>() as f32
+        })
+        .collect();
+    Ok((weight, bias_delta))
 }
 
 /// The storage for a tensor when the user named none. The position and token-type tables
@@ -315,13 +346,13 @@ fn needs_calibration(quant: Quant, opts: &ConvertOptions) -> bool {
 /// Text for the calibration run: varied prose, queries and code, kept apart from the tests.
 const CALIBRATION: &str = include_str!("calibration.txt");
 
-/// Runs the f32 model over [`CALIBRATION`] and returns, per weight matrix, the mean square
-/// of its input per column.
+/// Runs the f32 model over [`CALIBRATION`] and returns, per weight matrix, statistics of
+/// its inputs.
 fn calibrate(
     config: &ModelConfig,
     tokenizer_json: &str,
     sources: &[(String, Vec<usize>, Tensor)],
-) -> Result<HashMap<String, Vec<f32>>> {
+) -> Result<HashMap<String, super::bert::InputStats>> {
     let tensors = sources
         .iter()
         .map(|(n, _, t)| Ok((n.clone(), QTensor::quantize(t, GgmlDType::F32)?)))
@@ -334,18 +365,15 @@ fn calibrate(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
-    enc.embed(&texts, super::Role::Document)?;
-    enc.embed(&texts, super::Role::Query)?;
+    // One text per batch: padding rows would pollute the statistics.
+    enc.embed_batched(&texts, super::Role::Document, 1)?;
+    if config.query_prompt != config.document_prompt {
+        enc.embed_batched(&texts, super::Role::Query, 1)?;
+    }
     let stats = stats
         .lock()
         .map_err(|_| Error::Convert("calibration statistics poisoned".into()))?;
-    Ok(stats
-        .iter()
-        .map(|(name, (sums, rows))| {
-            let n = (*rows).max(1) as f64;
-            (name.clone(), sums.iter().map(|s| (s / n) as f32).collect())
-        })
-        .collect())
+    Ok(stats.clone())
 }
 
 #[cfg(test)]

@@ -369,6 +369,7 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
             &bytes[..4]
         )));
     }
+    check_alignment(bytes)?;
     let mut cursor = Cursor::new(bytes);
     let content = gguf_file::Content::read(&mut cursor)
         .map_err(|e| Error::CorruptBundle(format!("GGUF header: {e}")))?;
@@ -449,11 +450,108 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
     })
 }
 
+/// Walks the GGUF header's metadata to check `general.alignment` before candle's reader sees
+/// it: candle divides by it, so a forged 0 would panic (a trapped module in the browser).
+/// Everything else in the header candle bounds-checks itself.
+fn check_alignment(bytes: &[u8]) -> Result<()> {
+    struct Reader<'a> {
+        b: &'a [u8],
+        at: usize,
+        wide: bool,
+    }
+    let bad = |what: &str| Error::CorruptBundle(format!("GGUF header: {what}"));
+    impl Reader<'_> {
+        fn take(&mut self, n: u64) -> Option<&[u8]> {
+            let n = usize::try_from(n).ok()?;
+            let end = self.at.checked_add(n)?;
+            let out = self.b.get(self.at..end)?;
+            self.at = end;
+            Some(out)
+        }
+        fn u32(&mut self) -> Option<u32> {
+            Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        }
+        /// A count or string length: u32 in GGUF v1, u64 later.
+        fn len(&mut self) -> Option<u64> {
+            if self.wide {
+                self.u64()
+            } else {
+                self.u32().map(u64::from)
+            }
+        }
+        fn string(&mut self) -> Option<&[u8]> {
+            let n = self.len()?;
+            self.take(n)
+        }
+        /// Skips a value of `ty`, returning it as an integer when it is one.
+        fn value(&mut self, ty: u32, depth: u32) -> Option<Option<u64>> {
+            let fixed = |r: &mut Self, n: u64| {
+                r.take(n).map(|b| {
+                    let mut a = [0u8; 8];
+                    a[..b.len()].copy_from_slice(b);
+                    Some(u64::from_le_bytes(a))
+                })
+            };
+            match ty {
+                0 | 1 | 7 => fixed(self, 1),
+                2 | 3 => fixed(self, 2),
+                4 | 5 => fixed(self, 4),
+                6 => self.take(4).map(|_| None),
+                10 | 11 => fixed(self, 8),
+                12 => self.take(8).map(|_| None),
+                8 => self.string().map(|_| None),
+                9 if depth < 4 => {
+                    let elem = self.u32()?;
+                    let n = self.len()?;
+                    if n > (self.b.len() - self.at) as u64 {
+                        return None;
+                    }
+                    for _ in 0..n {
+                        self.value(elem, depth + 1)?;
+                    }
+                    Some(None)
+                }
+                _ => None,
+            }
+        }
+    }
+    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    let mut r = Reader {
+        b: bytes,
+        at: 8,
+        wide: version >= 2,
+    };
+    let _tensors = r.len().ok_or_else(|| bad("truncated"))?;
+    let kvs = r.len().ok_or_else(|| bad("truncated"))?;
+    for _ in 0..kvs {
+        let key = r
+            .string()
+            .ok_or_else(|| bad("truncated metadata"))?
+            .to_vec();
+        let ty = r.u32().ok_or_else(|| bad("truncated metadata"))?;
+        let v = r.value(ty, 0).ok_or_else(|| bad("malformed metadata"))?;
+        if key == b"general.alignment" {
+            match v {
+                Some(a) if a.is_power_of_two() && a <= 1 << 16 => {}
+                _ => {
+                    return Err(bad(
+                        "`general.alignment` must be a power of two up to 65536",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn short(h: &str) -> &str {
     h.get(..12).unwrap_or(h)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");

@@ -156,10 +156,17 @@ impl Encoder {
         Ok(out)
     }
 
-    fn embed_one_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Tokenizes one batch as the model sees it: the role's prompt applied, truncated at the
+    /// model's maximum, padded to the batch's longest text. Other backends (the GPU path)
+    /// start from this, so every backend sees the same tokens.
+    pub fn tokenize(&self, texts: &[&str], role: Role) -> Result<TokenBatch> {
+        let prompt = self.prompt(role);
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        self.tokenize_inputs(&refs)
+    }
+
+    fn tokenize_inputs(&self, batch: &[&str]) -> Result<TokenBatch> {
         let encodings = self
             .tokenizer
             .encode_batch(batch.to_vec(), true)
@@ -167,7 +174,7 @@ impl Encoder {
         let seq = encodings.first().map(|e| e.len()).unwrap_or(0);
         let n = encodings.len();
         let mut ids = Vec::with_capacity(n * seq);
-        let mut types = Vec::with_capacity(n * seq);
+        let mut type_ids = Vec::with_capacity(n * seq);
         let mut mask = Vec::with_capacity(n * seq);
         for e in &encodings {
             if e.len() != seq {
@@ -180,20 +187,46 @@ impl Encoder {
                     .iter()
                     .map(|&id| id.min(self.config.vocab_size as u32 - 1)),
             );
-            types.extend(
+            type_ids.extend(
                 e.get_type_ids()
                     .iter()
                     .map(|&t| t.min(self.config.type_vocab_size as u32 - 1)),
             );
             mask.extend_from_slice(e.get_attention_mask());
         }
-        let ids = Tensor::from_vec(ids, (n, seq), &self.device)?;
-        let types = Tensor::from_vec(types, (n, seq), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, seq), &self.device)?;
+        Ok(TokenBatch {
+            batch: n,
+            seq,
+            ids,
+            type_ids,
+            mask,
+        })
+    }
+
+    fn embed_one_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = self.tokenize_inputs(batch)?;
+        let (n, seq) = (t.batch, t.seq);
+        let ids = Tensor::from_vec(t.ids, (n, seq), &self.device)?;
+        let types = Tensor::from_vec(t.type_ids, (n, seq), &self.device)?;
+        let mask = Tensor::from_vec(t.mask, (n, seq), &self.device)?;
         let hidden = self.model.forward(&ids, &types, &mask)?;
         let pooled = pool::pool(&hidden, &mask, self.config.pooling)?;
         Ok(pooled.to_vec2::<f32>()?)
     }
+}
+
+/// A tokenized batch: `batch x seq` row-major token ids, token-type ids and attention mask
+/// (1 for real tokens, 0 for padding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBatch {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    pub mask: Vec<u32>,
 }
 
 /// Loads the bundle's tokenizer and sets the padding and truncation Cairn needs: pad to the
