@@ -8,10 +8,18 @@
 //! See `ARCHITECTURE.md` for a walk from a corpus file to a search result.
 
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
+pub mod index;
+#[cfg(all(feature = "ingest", not(target_arch = "wasm32")))]
+pub mod ingest;
 pub mod model;
+pub mod search;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use error::{Error, Result};
+pub use index::{Index, Passage};
 pub use model::{Encoder, ModelConfig, Pooling, Quant, Role};
+pub use search::{Hit, Mode, Searcher, Why};

@@ -7,9 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use cairn::model::convert::{convert_folder, ConvertOptions};
-use cairn::{Encoder, Quant, Role};
+use cairn::{Encoder, Mode, Quant, Role};
 
 mod bench;
+mod site;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,84 @@ enum Command {
         /// Which prompt to apply: `query` or `document`.
         #[arg(long, default_value = "query")]
         role: Role,
+    },
+    /// Build a deployable index folder from a static site, a JSONL corpus or Markdown.
+    Index {
+        /// The model bundle to embed passages with (copied into the folder).
+        #[arg(long)]
+        model: PathBuf,
+        /// A built static site (HTML files).
+        #[arg(long, group = "source")]
+        site: Option<PathBuf>,
+        /// A BEIR-style JSONL corpus (`_id`, `title`, `text`, optional `url`).
+        #[arg(long, group = "source")]
+        jsonl: Option<PathBuf>,
+        /// A folder of Markdown files.
+        #[arg(long, group = "source")]
+        markdown: Option<PathBuf>,
+        /// Output folder (index, model and `cairn-entry.json`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Tokens shared by consecutive parts when a long section is split.
+        #[arg(long, default_value_t = 32)]
+        overlap: usize,
+        /// URL prefix of the site's pages (when the site is not served from the root).
+        #[arg(long, default_value = "/")]
+        base_url: String,
+        /// For JSONL records without a `url`: a link made from the record's id, e.g.
+        /// `/papers/{id}.html` or `#paper-{id}`.
+        #[arg(long, value_name = "TEMPLATE")]
+        url_template: Option<String>,
+        /// Copy the browser UI (cairn-search.js, cairn-worker.js, cairn.js, cairn_bg.wasm:
+        /// the `pkg/` folder `make wasm` builds) into the output, so the folder is all a
+        /// site needs.
+        #[arg(long, value_name = "DIR")]
+        ui: Option<PathBuf>,
+        /// Embed passages on the GPU (wgpu: Vulkan, Metal, DX12) when an adapter exists;
+        /// falls back to the CPU with a message otherwise.
+        #[arg(long)]
+        gpu: bool,
+    },
+    /// Search an index folder.
+    Search {
+        /// Folder made by `cairn index`.
+        #[arg(long)]
+        index: PathBuf,
+        /// hybrid, dense or lexical.
+        #[arg(long, default_value = "hybrid")]
+        mode: Mode,
+        /// Number of results.
+        #[arg(short = 'k', default_value_t = 10)]
+        k: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The query.
+        query: String,
+    },
+    /// Retrieval quality on a BEIR-style benchmark: nDCG@10 and Recall@100.
+    Eval {
+        #[arg(long)]
+        index: PathBuf,
+        /// Queries JSONL (`_id`, `text`).
+        #[arg(long)]
+        queries: PathBuf,
+        /// Relevance judgements (BEIR TSV: query-id, corpus-id, score).
+        #[arg(long)]
+        qrels: PathBuf,
+        #[arg(long, default_value = "hybrid")]
+        mode: Mode,
+        #[arg(long)]
+        json: bool,
+        /// Hybrid fusion, for tuning: RRF constant.
+        #[arg(long, hide = true)]
+        rrf_k: Option<f32>,
+        /// Hybrid fusion, for tuning: weight of the keyword list (the meaning list has 1).
+        #[arg(long, hide = true)]
+        lexical_weight: Option<f32>,
+        /// Hybrid fusion, for tuning: depth of each list.
+        #[arg(long, hide = true)]
+        depth: Option<usize>,
     },
     /// Benchmarks that print numbers (and can update BENCHMARKS.md).
     Bench {
@@ -183,6 +262,59 @@ fn main() -> Result<()> {
             }
             flush(&mut batch, &mut out)?;
             out.flush()?;
+        }
+        Command::Index {
+            model,
+            site,
+            jsonl,
+            markdown,
+            out,
+            overlap,
+            base_url,
+            url_template,
+            ui,
+            gpu,
+        } => {
+            let source = match (site, jsonl, markdown) {
+                (Some(d), None, None) => site::Source::Site(d),
+                (None, Some(f), None) => site::Source::Jsonl(f),
+                (None, None, Some(d)) => site::Source::Markdown(d),
+                _ => bail!("give exactly one of --site, --jsonl or --markdown"),
+            };
+            let opts = site::IndexOptions {
+                overlap,
+                base_url,
+                url_template,
+                ui,
+                gpu,
+            };
+            site::index(&model, source, &out, &opts)?;
+        }
+        Command::Search {
+            index,
+            mode,
+            k,
+            json,
+            query,
+        } => site::search(&index, &query, k, mode, json)?,
+        Command::Eval {
+            index,
+            queries,
+            qrels,
+            mode,
+            json,
+            rrf_k,
+            lexical_weight,
+            depth,
+        } => {
+            let d = cairn::search::Fusion::default();
+            let fusion = cairn::search::Fusion {
+                rrf_k: rrf_k.unwrap_or(d.rrf_k),
+                lexical_weight: lexical_weight.unwrap_or(d.lexical_weight),
+                dense_weight: d.dense_weight,
+                depth: depth.unwrap_or(d.depth),
+            };
+            site::eval(&index, &queries, &qrels, mode, json, fusion)?
         }
         Command::Bench { command } => match command {
             BenchCommand::Encode {

@@ -1,0 +1,504 @@
+//! `cairn index`, `cairn search` and `cairn eval`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use cairn::index::manifest::{hashed_name, Manifest, MANIFEST_NAME, MANIFEST_VERSION};
+use cairn::index::{build_index, Index, Passage};
+use cairn::ingest::{self, SiteOptions};
+use cairn::{Encoder, Mode, Role, Searcher};
+
+/// Where passages come from.
+pub enum Source {
+    Site(PathBuf),
+    Jsonl(PathBuf),
+    Markdown(PathBuf),
+}
+
+/// Passages per embedding call: progress is reported after each.
+const EMBED_CHUNK: usize = 128;
+
+/// How `cairn index` reads its source.
+pub struct IndexOptions {
+    /// Tokens shared by consecutive parts of a split section.
+    pub overlap: usize,
+    /// Prefix of page URLs (sites and Markdown).
+    pub base_url: String,
+    /// URL for JSONL records without one, `{id}` standing for the record's id.
+    pub url_template: Option<String>,
+    /// Folder with the browser UI to copy into the output.
+    pub ui: Option<PathBuf>,
+    /// Embed on the GPU when there is one.
+    pub gpu: bool,
+}
+
+/// Files of the browser UI copied by `--ui`.
+const UI_FILES: &[&str] = &[
+    "cairn-search.js",
+    "cairn-worker.js",
+    "cairn.js",
+    "cairn_bg.wasm",
+];
+
+pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> Result<()> {
+    let started = Instant::now();
+    let model_bytes =
+        std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let enc = Encoder::from_bytes(&model_bytes)?;
+    // Sections longer than the model's budget (the model truncates, so the rest would be
+    // invisible to meaning search) are split with a little overlap.
+    let budget = enc.config().max_seq_length;
+    let count = |t: &str| enc.token_count(t, Role::Document).unwrap_or(usize::MAX);
+    let passages: Vec<Passage> = match &source {
+        Source::Site(dir) => {
+            let site_opts = SiteOptions {
+                base_url: opts.base_url.clone(),
+            };
+            let (passages, report) = ingest::ingest_site(dir, &site_opts)
+                .with_context(|| format!("reading the site in {}", dir.display()))?;
+            eprintln!(
+                "read {} pages ({} left out: {})",
+                report.pages_indexed,
+                report.skipped.len(),
+                summarize_skipped(&report.skipped)
+            );
+            ingest::split_long(passages, budget, opts.overlap, &count)
+        }
+        Source::Markdown(dir) => {
+            let passages = ingest::ingest_markdown(dir, &opts.base_url)
+                .with_context(|| format!("reading Markdown in {}", dir.display()))?;
+            ingest::split_long(passages, budget, opts.overlap, &count)
+        }
+        // Corpus records stay whole (the model truncates them), as BEIR evaluates them.
+        Source::Jsonl(file) => {
+            let mut passages = ingest::ingest_jsonl(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            if let Some(t) = &opts.url_template {
+                for p in passages.iter_mut().filter(|p| p.url.is_empty()) {
+                    p.url = t.replace("{id}", &url_escape(&p.id));
+                }
+            }
+            passages
+        }
+    };
+    if passages.is_empty() {
+        bail!("no passages found: is the path right, and does it contain HTML/JSONL/Markdown?");
+    }
+    let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
+    let bar = ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} passages ({per_sec}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    let embedder = Embedder::new(&enc, &model_bytes, opts.gpu)?;
+    eprintln!("embedding {} passages on {}", texts.len(), embedder.name());
+    bar.set_message("embedding");
+    let embed_start = Instant::now();
+    // Longest first over the whole corpus, so each batch pads little.
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+    let mut vectors = vec![Vec::new(); texts.len()];
+    for chunk in order.chunks(EMBED_CHUNK) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        for (&i, v) in chunk.iter().zip(embedder.embed(&batch)?) {
+            vectors[i] = v;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let embed_secs = embed_start.elapsed().as_secs_f64();
+    let bytes = build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)?;
+    let index = Index::from_bytes(bytes.clone()).context("re-reading the new index")?;
+
+    std::fs::create_dir_all(out)?;
+    // Remove files of earlier builds so the folder holds exactly one index and one model.
+    for entry in std::fs::read_dir(out)? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if (name.starts_with("index.") && name.ends_with(".cidx"))
+            || (name.starts_with("model.") && name.ends_with(".gguf"))
+        {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    let index_name = hashed_name("index", "cidx", &bytes);
+    let model_name = hashed_name("model", "gguf", &model_bytes);
+    std::fs::write(out.join(&index_name), &bytes)?;
+    std::fs::write(out.join(&model_name), &model_bytes)?;
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        index: index_name.clone(),
+        index_bytes: bytes.len() as u64,
+        model: model_name.clone(),
+        model_bytes: model_bytes.len() as u64,
+        model_fingerprint: enc.fingerprint().to_string(),
+        model_name: enc.config().name.clone(),
+        model_quant: enc.quant().to_string(),
+        passages: passages.len(),
+        dim: enc.dim(),
+    };
+    std::fs::write(
+        out.join(MANIFEST_NAME),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
+
+    let n = passages.len() as f64;
+    eprintln!(
+        "indexed {} passages in {:.1} s ({:.1} passages/s embedding)",
+        passages.len(),
+        started.elapsed().as_secs_f64(),
+        n / embed_secs.max(1e-9)
+    );
+    eprintln!("{:<16} {:>12} {:>12}", "section", "bytes", "per passage");
+    for (name, size) in index.section_sizes() {
+        eprintln!("{name:<16} {size:>12} {:>12.1}", size as f64 / n);
+    }
+    eprintln!(
+        "{:<16} {:>12} {:>12.1}\n{:<16} {:>12}",
+        "index total",
+        bytes.len(),
+        bytes.len() as f64 / n,
+        "model",
+        model_bytes.len()
+    );
+    if let Some(ui) = &opts.ui {
+        for f in UI_FILES {
+            let from = ui.join(f);
+            std::fs::copy(&from, out.join(f)).with_context(|| {
+                format!("copying {} (build the UI with `make wasm`)", from.display())
+            })?;
+        }
+        eprintln!("copied the browser UI from {}", ui.display());
+    }
+    eprintln!(
+        "wrote {} ({index_name}, {model_name})",
+        out.join(MANIFEST_NAME).display()
+    );
+    Ok(())
+}
+
+/// Percent-encodes what may not stand in a URL (ids become parts of links).
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn summarize_skipped(skipped: &[(String, ingest::Skipped)]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (_, why) in skipped {
+        let name = format!("{why:?}");
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(n, c)| format!("{c} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where `cairn index` embeds passages: the CPU, or the GPU when asked for and present.
+enum Embedder<'a> {
+    Cpu(&'a Encoder),
+    #[cfg(feature = "gpu")]
+    Gpu(&'a Encoder, Box<cairn::gpu::GpuEncoder>, String),
+}
+
+impl<'a> Embedder<'a> {
+    fn new(enc: &'a Encoder, bundle: &[u8], gpu: bool) -> Result<Self> {
+        if !gpu {
+            return Ok(Embedder::Cpu(enc));
+        }
+        #[cfg(feature = "gpu")]
+        {
+            use cairn::gpu::{GpuContext, GpuEncoder};
+            match pollster::block_on(GpuContext::new()) {
+                Ok(Some(ctx)) => {
+                    let name = ctx.describe();
+                    match GpuEncoder::new(&ctx, bundle) {
+                        Ok(g) => return Ok(Embedder::Gpu(enc, Box::new(g), name)),
+                        Err(e) => eprintln!(
+                            "--gpu: {name} could not take the model ({e}); embedding on the CPU"
+                        ),
+                    }
+                }
+                Ok(None) => eprintln!("--gpu: no GPU adapter found; embedding on the CPU"),
+                Err(e) => eprintln!("--gpu: the GPU could not start ({e}); embedding on the CPU"),
+            }
+        }
+        #[cfg(not(feature = "gpu"))]
+        {
+            let _ = bundle;
+            eprintln!("--gpu: this cairn was built without GPU support (feature `gpu`); embedding on the CPU");
+        }
+        Ok(Embedder::Cpu(enc))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Embedder::Cpu(_) => "the CPU".into(),
+            #[cfg(feature = "gpu")]
+            Embedder::Gpu(_, _, name) => name.clone(),
+        }
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Embedder::Cpu(enc) => Ok(enc.embed(texts, Role::Document)?),
+            #[cfg(feature = "gpu")]
+            Embedder::Gpu(enc, gpu, _) => {
+                let mut out = Vec::with_capacity(texts.len());
+                for batch in texts.chunks(cairn::model::DEFAULT_BATCH_SIZE) {
+                    let tokens = enc.tokenize(batch, Role::Document)?;
+                    out.extend(pollster::block_on(gpu.embed(&tokens))?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A deployed index folder, loaded.
+pub struct Loaded {
+    pub index: Index,
+    pub encoder: Option<Encoder>,
+}
+
+pub fn load(dir: &Path, with_model: bool) -> Result<Loaded> {
+    let mpath = dir.join(MANIFEST_NAME);
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(&mpath).with_context(|| {
+            format!("reading {} (build one with `cairn index`)", mpath.display())
+        })?)
+        .with_context(|| format!("parsing {}", mpath.display()))?;
+    if manifest.version != MANIFEST_VERSION {
+        bail!(
+            "{} has manifest version {}, this cairn reads {MANIFEST_VERSION}",
+            mpath.display(),
+            manifest.version
+        );
+    }
+    let index = Index::from_bytes(std::fs::read(dir.join(&manifest.index))?)
+        .with_context(|| format!("loading {}", manifest.index))?;
+    let encoder = if with_model {
+        let enc = Encoder::from_bytes(&std::fs::read(dir.join(&manifest.model))?)
+            .with_context(|| format!("loading {}", manifest.model))?;
+        index.check_model(enc.fingerprint())?;
+        Some(enc)
+    } else {
+        None
+    };
+    Ok(Loaded { index, encoder })
+}
+
+pub fn search(dir: &Path, query: &str, k: usize, mode: Mode, json: bool) -> Result<()> {
+    let loaded = load(dir, mode != Mode::Lexical)?;
+    let vector = match &loaded.encoder {
+        Some(enc) => enc.embed(&[query], Role::Query)?.pop(),
+        None => None,
+    };
+    let hits = Searcher::new(&loaded.index).search(vector.as_deref(), query, k, mode)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+        return Ok(());
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let link = if h.anchor.is_empty() {
+            h.url.clone()
+        } else {
+            format!("{}#{}", h.url, h.anchor)
+        };
+        let place = if h.heading.is_empty() || h.heading == h.title {
+            h.title.clone()
+        } else {
+            format!("{} — {}", h.title, h.heading)
+        };
+        println!("{:>2}. [{:?}] {:.4}  {place}", i + 1, h.why, h.score);
+        if !link.is_empty() {
+            println!("    {link}");
+        } else {
+            println!("    id {}", h.id);
+        }
+        // Marks shown as **word** on the terminal.
+        let mut text = String::new();
+        let mut last = 0;
+        for &(s, e) in &h.excerpt.marks {
+            text.push_str(&h.excerpt.text[last..s]);
+            text.push_str("**");
+            text.push_str(&h.excerpt.text[s..e]);
+            text.push_str("**");
+            last = e;
+        }
+        text.push_str(&h.excerpt.text[last..]);
+        println!("    {text}");
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct QueryRecord {
+    #[serde(rename = "_id")]
+    id: serde_json::Value,
+    text: String,
+}
+
+fn id_string(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The evaluation numbers for one mode.
+pub struct Scores {
+    pub ndcg10: f64,
+    pub recall100: f64,
+    pub queries: usize,
+}
+
+pub fn evaluate(
+    loaded: &Loaded,
+    queries: &Path,
+    qrels: &Path,
+    mode: Mode,
+    fusion: cairn::search::Fusion,
+) -> Result<Scores> {
+    // qrels: query-id, corpus-id, score (BEIR TSV with a header line).
+    let mut rels: HashMap<String, HashMap<String, f64>> = HashMap::new();
+    let text =
+        std::fs::read_to_string(qrels).with_context(|| format!("reading {}", qrels.display()))?;
+    for (n, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 3 {
+            continue;
+        }
+        let Ok(score) = cols[2].trim().parse::<f64>() else {
+            if n == 0 {
+                continue; // header
+            }
+            bail!("{}:{}: bad relevance `{}`", qrels.display(), n + 1, cols[2]);
+        };
+        rels.entry(cols[0].to_string())
+            .or_default()
+            .insert(cols[1].to_string(), score);
+    }
+    let mut qs: Vec<(String, String)> = Vec::new();
+    let qtext = std::fs::read_to_string(queries)
+        .with_context(|| format!("reading {}", queries.display()))?;
+    for (n, line) in qtext.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let q: QueryRecord = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}", queries.display(), n + 1))?;
+        let id = id_string(&q.id);
+        if rels.contains_key(&id) {
+            qs.push((id, q.text));
+        }
+    }
+    qs.sort();
+    if qs.is_empty() {
+        bail!(
+            "no query in {} appears in {}",
+            queries.display(),
+            qrels.display()
+        );
+    }
+    let vectors: Vec<Option<Vec<f32>>> = match (&loaded.encoder, mode) {
+        (Some(enc), m) if m != Mode::Lexical => {
+            let texts: Vec<&str> = qs.iter().map(|q| q.1.as_str()).collect();
+            enc.embed(&texts, Role::Query)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        _ => vec![None; qs.len()],
+    };
+    let searcher = Searcher::new(&loaded.index).with_fusion(fusion);
+    let (mut ndcg, mut recall) = (0.0, 0.0);
+    for ((qid, qtext), v) in qs.iter().zip(&vectors) {
+        let hits = searcher.search(v.as_deref(), qtext, 100, mode)?;
+        let mut seen = HashSet::new();
+        let ranked: Vec<&str> = hits
+            .iter()
+            .map(|h| h.id.split('~').next().unwrap_or(&h.id))
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let rel = &rels[qid];
+        let dcg: f64 = ranked
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, id)| rel.get(*id).copied().unwrap_or(0.0) / (i as f64 + 2.0).log2())
+            .sum();
+        let mut ideal: Vec<f64> = rel.values().copied().filter(|&g| g > 0.0).collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let idcg: f64 = ideal
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, g)| g / (i as f64 + 2.0).log2())
+            .sum();
+        if idcg > 0.0 {
+            ndcg += dcg / idcg;
+        }
+        let relevant = rel.values().filter(|&&g| g > 0.0).count();
+        let found = ranked
+            .iter()
+            .take(100)
+            .filter(|id| rel.get(**id).is_some_and(|&g| g > 0.0))
+            .count();
+        if relevant > 0 {
+            recall += found as f64 / relevant as f64;
+        }
+    }
+    let n = qs.len() as f64;
+    Ok(Scores {
+        ndcg10: ndcg / n,
+        recall100: recall / n,
+        queries: qs.len(),
+    })
+}
+
+pub fn eval(
+    dir: &Path,
+    queries: &Path,
+    qrels: &Path,
+    mode: Mode,
+    json: bool,
+    fusion: cairn::search::Fusion,
+) -> Result<()> {
+    let loaded = load(dir, mode != Mode::Lexical)?;
+    let s = evaluate(&loaded, queries, qrels, mode, fusion)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"mode": mode, "ndcg@10": s.ndcg10, "recall@100": s.recall100, "queries": s.queries})
+        );
+    } else {
+        println!(
+            "nDCG@10={:.4} Recall@100={:.4} queries={}",
+            s.ndcg10, s.recall100, s.queries
+        );
+    }
+    Ok(())
+}

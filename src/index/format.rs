@@ -1,0 +1,170 @@
+//! The index file format, defined once for the writer and the reader.
+//!
+//! ```text
+//! offset 0   magic  b"CAIRNIDX"
+//!        8   u32    format version
+//!       12   u32    section count N
+//!       16   N x { u32 kind, u32 reserved (0), u64 offset, u64 length }
+//!            sections, each starting at a multiple of 8 (zero padding between)
+//!   end - 8  u32    CRC-32 of every byte before it, u32 reserved (0)
+//! ```
+//!
+//! All integers are little-endian. JSON sections hold the metadata, the passage table and the
+//! term list; the numeric sections (postings, vectors) are raw little-endian arrays read in
+//! place, without copying, through `bytemuck`.
+
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: &[u8; 8] = b"CAIRNIDX";
+/// The version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The oldest version this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 16;
+pub const ENTRY_LEN: usize = 24;
+pub const TRAILER_LEN: usize = 8;
+pub const ALIGN: usize = 8;
+
+/// What a section holds. The numbers are part of the format: never reuse one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum SectionKind {
+    /// JSON [`IndexMeta`].
+    Meta = 1,
+    /// JSON array of [`Passage`].
+    Passages = 2,
+    /// JSON array of the sorted BM25 terms.
+    Terms = 3,
+    /// u32 per term + 1: term `t`'s postings are `offsets[t]..offsets[t + 1]` (so its
+    /// document frequency is the difference).
+    TermOffsets = 4,
+    /// The passage numbers of every term's postings, ascending, as LEB128 varints of the
+    /// gaps between them (the first gap from -1... i.e. the first number itself).
+    PostingDocs = 5,
+    /// u8 term frequency of every posting (saturating at 255; BM25 saturates long before).
+    PostingTfs = 6,
+    /// u32 BM25 length of every passage.
+    DocLens = 7,
+    /// f32 x dim: the corpus mean the binary codes are taken against.
+    DenseMean = 8,
+    /// u64 x ceil(dim / 64) per passage: binary codes.
+    DenseCodes = 9,
+    /// i8 x dim per passage.
+    DenseRows = 10,
+    /// f32 per passage: the scale of its int8 row.
+    DenseScales = 11,
+    /// u32 per term + 1: byte ranges of each term's varints in [`SectionKind::PostingDocs`].
+    PostingDocOffsets = 12,
+}
+
+impl SectionKind {
+    pub const ALL: [SectionKind; 12] = [
+        SectionKind::Meta,
+        SectionKind::Passages,
+        SectionKind::Terms,
+        SectionKind::TermOffsets,
+        SectionKind::PostingDocs,
+        SectionKind::PostingTfs,
+        SectionKind::DocLens,
+        SectionKind::DenseMean,
+        SectionKind::DenseCodes,
+        SectionKind::DenseRows,
+        SectionKind::DenseScales,
+        SectionKind::PostingDocOffsets,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u32 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Meta => "meta",
+            SectionKind::Passages => "passages",
+            SectionKind::Terms => "terms",
+            SectionKind::TermOffsets => "term offsets",
+            SectionKind::PostingDocs => "posting docs",
+            SectionKind::PostingTfs => "posting tfs",
+            SectionKind::DocLens => "doc lengths",
+            SectionKind::DenseMean => "dense mean",
+            SectionKind::DenseCodes => "binary codes",
+            SectionKind::DenseRows => "int8 rows",
+            SectionKind::DenseScales => "row scales",
+            SectionKind::PostingDocOffsets => "posting offsets",
+        }
+    }
+}
+
+/// Index-wide facts, stored as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// SHA-256 of the model bundle's weights that made the vectors.
+    pub model_fingerprint: String,
+    pub model_name: String,
+    pub dim: usize,
+    pub passages: usize,
+    /// Average BM25 length of a passage.
+    pub avg_len: f32,
+    pub k1: f32,
+    pub b: f32,
+    /// The program that wrote the index (`cairn 0.1.0`).
+    pub created_by: String,
+}
+
+/// One searchable unit: a section of a page, or part of one, or a corpus record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passage {
+    pub id: String,
+    pub url: String,
+    pub anchor: String,
+    pub title: String,
+    pub heading: String,
+    pub text: String,
+}
+
+impl Passage {
+    /// The text the model and BM25 see: title and heading give context to a section.
+    pub fn indexed_text(&self) -> String {
+        let mut s = String::new();
+        for part in [&self.title, &self.heading, &self.text] {
+            if !part.is_empty() && !s.contains(part.as_str()) {
+                if !s.is_empty() {
+                    s.push(' ');
+                }
+                s.push_str(part);
+            }
+        }
+        s
+    }
+}
+
+/// Serialises sections into the container described above.
+pub fn write_container(sections: &[(SectionKind, Vec<u8>)]) -> Vec<u8> {
+    let n = sections.len();
+    let mut offset = HEADER_LEN + n * ENTRY_LEN;
+    offset = offset.div_ceil(ALIGN) * ALIGN;
+    let mut entries = Vec::with_capacity(n);
+    for (kind, data) in sections {
+        entries.push((*kind, offset, data.len()));
+        offset = (offset + data.len()).div_ceil(ALIGN) * ALIGN;
+    }
+    let mut out = Vec::with_capacity(offset + TRAILER_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    for (kind, off, len) in &entries {
+        out.extend_from_slice(&(*kind as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(*off as u64).to_le_bytes());
+        out.extend_from_slice(&(*len as u64).to_le_bytes());
+    }
+    for ((_, off, _), (_, data)) in entries.iter().zip(sections) {
+        out.resize(*off, 0);
+        out.extend_from_slice(data);
+    }
+    out.resize(offset, 0);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out
+}

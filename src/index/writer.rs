@@ -1,0 +1,78 @@
+//! Builds an index file from passages and their vectors. Deterministic: the same passages,
+//! vectors and model give the same bytes.
+
+use super::dense;
+use super::format::{write_container, IndexMeta, Passage, SectionKind};
+use super::lexical::{self, Analyzer};
+use crate::{Error, Result};
+
+fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|source| Error::Json {
+        what: what.into(),
+        source,
+    })
+}
+
+fn raw<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+/// Writes the index for `passages` with `vectors` (one unit vector per passage, made by the
+/// model with `model_fingerprint`).
+pub fn build_index(
+    passages: &[Passage],
+    vectors: &[Vec<f32>],
+    model_fingerprint: &str,
+    model_name: &str,
+) -> Result<Vec<u8>> {
+    if passages.len() != vectors.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} passages but {} vectors",
+            passages.len(),
+            vectors.len()
+        )));
+    }
+    if passages.len() > u32::MAX as usize / 2 {
+        return Err(Error::InvalidArgument(
+            "too many passages for one index".into(),
+        ));
+    }
+    let dim = vectors.first().map(Vec::len).unwrap_or(0);
+    if vectors.iter().any(|v| v.len() != dim) {
+        return Err(Error::InvalidArgument("vectors differ in length".into()));
+    }
+    let analyzer = Analyzer::new();
+    let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
+    let lex = lexical::build(&analyzer, &texts);
+    let total: u64 = lex.doc_lens.iter().map(|&l| l as u64).sum();
+    let meta = IndexMeta {
+        model_fingerprint: model_fingerprint.to_string(),
+        model_name: model_name.to_string(),
+        dim,
+        passages: passages.len(),
+        avg_len: if passages.is_empty() {
+            0.0
+        } else {
+            total as f32 / passages.len() as f32
+        },
+        k1: lexical::DEFAULT_K1,
+        b: lexical::DEFAULT_B,
+        created_by: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+    };
+    let d = dense::build(vectors, dim);
+    let sections = vec![
+        (SectionKind::Meta, json(&meta, "index metadata")?),
+        (SectionKind::Passages, json(&passages, "passages")?),
+        (SectionKind::Terms, json(&lex.terms, "terms")?),
+        (SectionKind::TermOffsets, raw(&lex.offsets)),
+        (SectionKind::PostingDocs, lex.docs),
+        (SectionKind::PostingDocOffsets, raw(&lex.doc_offsets)),
+        (SectionKind::PostingTfs, lex.tfs),
+        (SectionKind::DocLens, raw(&lex.doc_lens)),
+        (SectionKind::DenseMean, raw(&d.mean)),
+        (SectionKind::DenseCodes, raw(&d.codes)),
+        (SectionKind::DenseRows, raw(&d.rows)),
+        (SectionKind::DenseScales, raw(&d.scales)),
+    ];
+    Ok(write_container(&sections))
+}

@@ -1,0 +1,359 @@
+//! HTML pages of a built static site into sections.
+//!
+//! Parsing is html5ever's (through `scraper`), so malformed and hostile markup is read the
+//! way a browser reads it; only text is kept, never markup. Per page:
+//!
+//! - The content root is the element marked `data-cairn-body`, else `<main>`, else
+//!   `[role=main]`, else `<article>`, else `<body>`. As with Pagefind's `data-pagefind-body`,
+//!   once any page of a site carries `data-cairn-body`, pages without it are not indexed.
+//! - Skipped inside it: `nav`, `header`, `footer`, `aside`, scripts, styles, forms, `svg`,
+//!   anything `hidden`, and any element with `data-cairn-ignore`.
+//! - Skipped pages: redirect stubs (`<meta http-equiv="refresh">`), pages that ask robots not
+//!   to index them (mdBook's print-all page does), `404.html` and `print.html`.
+//! - The title is the first `<h1>` of the content, else `<title>`; every heading starts a new
+//!   section whose anchor is the heading's `id` (or its link target's), so results link to
+//!   `url#anchor`.
+
+use std::path::Path;
+
+use scraper::{ElementRef, Html, Node, Selector};
+
+use super::{collapse_whitespace, files_with_ext, page_url, sections_to_passages};
+use crate::index::Passage;
+use crate::{Error, Result};
+
+/// Options for reading a site.
+#[derive(Debug, Clone)]
+pub struct SiteOptions {
+    /// Prefix of every page URL (`/` when the site is served from the domain root).
+    pub base_url: String,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        Self {
+            base_url: "/".into(),
+        }
+    }
+}
+
+/// Elements whose content is never indexed.
+const SKIP: &[&str] = &[
+    "nav", "header", "footer", "aside", "script", "style", "noscript", "template", "svg", "canvas",
+    "iframe", "object", "embed", "form", "button", "select", "textarea", "input", "head", "dialog",
+    "menu",
+];
+
+/// Elements that do not break words apart (everything else is a block boundary).
+const INLINE: &[&str] = &[
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "i", "kbd", "mark", "q",
+    "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var", "wbr", "del", "ins",
+    "label",
+];
+
+const IGNORE_ATTR: &str = "data-cairn-ignore";
+const BODY_ATTR: &str = "data-cairn-body";
+
+/// Why a page was left out, for the build summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    Redirect,
+    NoIndex,
+    NotContent,
+    NoBodyMarker,
+}
+
+/// What reading a site found.
+#[derive(Debug, Default)]
+pub struct SiteReport {
+    pub pages_indexed: usize,
+    /// Pages left out, with the reason.
+    pub skipped: Vec<(String, Skipped)>,
+}
+
+/// Reads every `.html` file under `root`.
+pub fn ingest_site(root: &Path, opts: &SiteOptions) -> Result<(Vec<Passage>, SiteReport)> {
+    let files = files_with_ext(root, &["html", "htm"])?;
+    let mut pages = Vec::with_capacity(files.len());
+    for file in &files {
+        let raw = std::fs::read(file)?;
+        let text = String::from_utf8_lossy(&raw);
+        pages.push((file, Html::parse_document(&text)));
+    }
+    let sel = Selectors::new()?;
+    let site_uses_marker = pages
+        .iter()
+        .any(|(_, doc)| doc.select(&sel.body_marker).next().is_some());
+    let mut out = Vec::new();
+    let mut report = SiteReport::default();
+    for (file, doc) in &pages {
+        let url = page_url(root, file, &opts.base_url, false);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match page_passages(&sel, doc, &url, &name, site_uses_marker) {
+            Ok(passages) => {
+                report.pages_indexed += 1;
+                out.extend(passages);
+            }
+            Err(why) => report.skipped.push((url, why)),
+        }
+    }
+    Ok((out, report))
+}
+
+/// The CSS selectors ingest uses, parsed once.
+pub struct Selectors {
+    meta: Selector,
+    title: Selector,
+    body_marker: Selector,
+    roots: Vec<Selector>,
+}
+
+impl Selectors {
+    pub fn new() -> Result<Self> {
+        let p = |s: &str| {
+            Selector::parse(s).map_err(|e| Error::InvalidArgument(format!("selector `{s}`: {e}")))
+        };
+        Ok(Self {
+            meta: p("meta")?,
+            title: p("title")?,
+            body_marker: p(&format!("[{BODY_ATTR}]"))?,
+            roots: ["main", "[role=main]", "article", "body"]
+                .into_iter()
+                .map(p)
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Sections of one parsed page, or why it was skipped.
+pub fn page_passages(
+    sel: &Selectors,
+    doc: &Html,
+    url: &str,
+    file_name: &str,
+    require_marker: bool,
+) -> std::result::Result<Vec<Passage>, Skipped> {
+    if matches!(file_name, "404.html" | "print.html") {
+        return Err(Skipped::NotContent);
+    }
+    for meta in doc.select(&sel.meta) {
+        let attr = |k: &str| meta.value().attr(k).unwrap_or("").to_ascii_lowercase();
+        if attr("http-equiv") == "refresh" {
+            return Err(Skipped::Redirect);
+        }
+        if attr("name") == "robots" && attr("content").contains("noindex") {
+            return Err(Skipped::NoIndex);
+        }
+    }
+    let root = if let Some(b) = doc.select(&sel.body_marker).next() {
+        b
+    } else if require_marker {
+        return Err(Skipped::NoBodyMarker);
+    } else {
+        sel.roots
+            .iter()
+            .find_map(|s| doc.select(s).next())
+            .unwrap_or_else(|| doc.root_element())
+    };
+    let mut walker = Walker::default();
+    walker.walk(root);
+    walker.finish();
+    let title = walker
+        .first_h1
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            doc.select(&sel.title)
+                .next()
+                .map(|t| collapse_whitespace(&t.text().collect::<String>()))
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| url.to_string());
+    Ok(sections_to_passages(url, &title, walker.sections))
+}
+
+#[derive(Default)]
+struct Walker {
+    /// Finished sections: (anchor, heading, text).
+    sections: Vec<(String, String, String)>,
+    anchor: String,
+    heading: String,
+    text: String,
+    first_h1: Option<String>,
+}
+
+fn ignored(el: &scraper::node::Element) -> bool {
+    SKIP.contains(&el.name())
+        || el.attr(IGNORE_ATTR).is_some()
+        || el.attr("hidden").is_some()
+        || el.attr("aria-hidden") == Some("true")
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
+    }
+}
+
+/// Text of an element's subtree, skipping ignored elements, with block boundaries as spaces.
+fn text_of(el: ElementRef, out: &mut String) {
+    for child in el.children() {
+        match child.value() {
+            Node::Text(t) => out.push_str(t),
+            Node::Element(e) if !ignored(e) => {
+                let block = !INLINE.contains(&e.name());
+                if block {
+                    out.push(' ');
+                }
+                if let Some(c) = ElementRef::wrap(child) {
+                    text_of(c, out);
+                }
+                if block {
+                    out.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The anchor of a heading: its own `id`, else that of a link or element inside it.
+fn heading_anchor(el: ElementRef) -> String {
+    if let Some(id) = el.value().id() {
+        return id.to_string();
+    }
+    for d in el.descendants().filter_map(ElementRef::wrap) {
+        if let Some(id) = d.value().id() {
+            return id.to_string();
+        }
+        if let Some(name) = d.value().attr("name") {
+            return name.to_string();
+        }
+        if let Some(frag) = d.value().attr("href").and_then(|h| h.strip_prefix('#')) {
+            return frag.to_string();
+        }
+    }
+    String::new()
+}
+
+impl Walker {
+    fn walk(&mut self, el: ElementRef) {
+        for child in el.children() {
+            match child.value() {
+                Node::Text(t) => self.text.push_str(t),
+                Node::Element(e) if !ignored(e) => {
+                    let Some(c) = ElementRef::wrap(child) else {
+                        continue;
+                    };
+                    if let Some(level) = heading_level(e.name()) {
+                        self.finish();
+                        let mut h = String::new();
+                        text_of(c, &mut h);
+                        let h = collapse_whitespace(&h);
+                        if level == 1 && self.first_h1.is_none() {
+                            self.first_h1 = Some(h.clone());
+                        }
+                        self.anchor = heading_anchor(c);
+                        self.heading = h;
+                        continue;
+                    }
+                    let block = !INLINE.contains(&e.name());
+                    if block {
+                        self.text.push(' ');
+                    }
+                    self.walk(c);
+                    if block {
+                        self.text.push(' ');
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let text = std::mem::take(&mut self.text);
+        if !text.trim().is_empty() {
+            self.sections
+                .push((self.anchor.clone(), self.heading.clone(), text));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(html: &str) -> std::result::Result<Vec<Passage>, Skipped> {
+        let sel = Selectors::new().unwrap();
+        page_passages(
+            &sel,
+            &Html::parse_document(html),
+            "/p.html",
+            "p.html",
+            false,
+        )
+    }
+
+    #[test]
+    fn sections_split_at_headings_with_anchors() {
+        let ps = parse(
+            r##"<html><head><title>Site - Page</title></head><body>
+            <nav>Home About</nav>
+            <main><h1 id="top">Threads</h1><p>Intro <em>text</em>.</p>
+            <h2><a class="header" href="#arc">Arc &amp; Mutex</a></h2><p>Share&nbsp;data.</p>
+            <div data-cairn-ignore><p>Advert</p></div>
+            <h3 id="empty">Empty</h3>
+            <h3 id="more">More</h3><pre><code>let x = 1;</code></pre></main>
+            <footer>Copyright</footer></body></html>"##,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str, &str)> = ps
+            .iter()
+            .map(|p| (p.anchor.as_str(), p.heading.as_str(), p.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("top", "Threads", "Intro text."),
+                ("arc", "Arc & Mutex", "Share data."),
+                ("more", "More", "let x = 1;"),
+            ]
+        );
+        assert!(ps
+            .iter()
+            .all(|p| p.title == "Threads" && p.url == "/p.html"));
+        assert_eq!(ps[1].id, "/p.html#arc");
+    }
+
+    #[test]
+    fn redirects_and_noindex_pages_are_skipped() {
+        let r = parse(r#"<meta http-equiv="refresh" content="0; url=x.html"><p>Moved</p>"#);
+        assert_eq!(r.unwrap_err(), Skipped::Redirect);
+        let r = parse(r#"<meta name="robots" content="noindex"><p>All chapters</p>"#);
+        assert_eq!(r.unwrap_err(), Skipped::NoIndex);
+    }
+
+    #[test]
+    fn hostile_markup_becomes_plain_text() {
+        let ps = parse(
+            r#"<title>&lt;script&gt;alert(1)&lt;/script&gt;</title>
+            <body><h2 id="x" onclick="alert(2)">Hi <img src=x onerror="alert(3)"></h2>
+            <script>alert(4)</script><p>a <b>&lt;b&gt;</b> <a href="javascript:alert(5)">link</a></p></body>"#,
+        )
+        .unwrap();
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0].title, "<script>alert(1)</script>");
+        assert_eq!(ps[0].heading, "Hi");
+        assert_eq!(ps[0].text, "a <b> link");
+    }
+}

@@ -1,0 +1,120 @@
+//! Excerpts: the window of a passage that best matches the query, with matched words marked
+//! as byte ranges (the caller decides how to render them; no HTML is produced here).
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::lexical::Analyzer;
+
+/// Words in an excerpt window.
+pub const WINDOW_WORDS: usize = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excerpt {
+    /// Plain text, a slice of the passage (with "…" where it was cut).
+    pub text: String,
+    /// Byte ranges `[start, end)` in `text` of words that match the query.
+    pub marks: Vec<(usize, usize)>,
+}
+
+/// Byte offsets of whitespace-separated words.
+fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// The best window of `text` for `query_terms` (analysed, sorted, distinct).
+pub fn excerpt(analyzer: &Analyzer, text: &str, query_terms: &[String]) -> Excerpt {
+    let matches: Vec<(usize, usize, String)> = analyzer
+        .tokens(text)
+        .into_iter()
+        .filter(|t| query_terms.binary_search(&t.term).is_ok())
+        .map(|t| (t.start, t.end, t.term))
+        .collect();
+    let ws = words(text);
+    // The window (in words) covering the most distinct matched terms; among those, the one
+    // whose first match sits a few words in, so the excerpt shows some lead-in.
+    const LEAD: usize = 3;
+    let (first, last) = if ws.is_empty() {
+        (0, 0)
+    } else if matches.is_empty() || ws.len() <= WINDOW_WORDS {
+        (0, ws.len().min(WINDOW_WORDS))
+    } else {
+        let mut best = (0usize, 0usize, usize::MAX); // (start, distinct terms, lead error)
+        for start in 0..=ws.len() - WINDOW_WORDS {
+            let (lo, hi) = (ws[start].0, ws[start + WINDOW_WORDS - 1].1);
+            let inside: Vec<&(usize, usize, String)> =
+                matches.iter().filter(|m| m.0 >= lo && m.1 <= hi).collect();
+            let mut terms: Vec<&str> = inside.iter().map(|m| m.2.as_str()).collect();
+            terms.sort_unstable();
+            terms.dedup();
+            let first_word = inside
+                .first()
+                .map(|m| ws.partition_point(|w| w.1 <= m.0))
+                .unwrap_or(start);
+            let lead_error = (first_word - start).abs_diff(LEAD);
+            if terms.len() > best.1 || (terms.len() == best.1 && lead_error < best.2) {
+                best = (start, terms.len(), lead_error);
+            }
+        }
+        (best.0, best.0 + WINDOW_WORDS)
+    };
+    let (lo, hi) = if ws.is_empty() {
+        (0, 0)
+    } else {
+        (ws[first].0, ws[last - 1].1)
+    };
+    let prefix = if lo > 0 { "… " } else { "" };
+    let suffix = if hi < text.len() { " …" } else { "" };
+    let body = &text[lo..hi];
+    let marks = matches
+        .iter()
+        .filter(|m| m.0 >= lo && m.1 <= hi)
+        .map(|m| (m.0 - lo + prefix.len(), m.1 - lo + prefix.len()))
+        .collect();
+    Excerpt {
+        text: format!("{prefix}{body}{suffix}"),
+        marks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_point_at_matched_words() {
+        let a = Analyzer::new();
+        let text = format!(
+            "{} Mutexes let threads share data. {}",
+            "filler ".repeat(50),
+            "end ".repeat(50)
+        );
+        let e = excerpt(&a, &text, &a.query_terms("thread sharing"));
+        let marked: Vec<&str> = e.marks.iter().map(|&(s, t)| &e.text[s..t]).collect();
+        assert_eq!(marked, vec!["threads", "share"]);
+        assert!(e.text.starts_with("… "));
+        assert!(e.text.ends_with(" …"));
+    }
+
+    #[test]
+    fn no_match_gives_the_beginning() {
+        let a = Analyzer::new();
+        let e = excerpt(&a, "Short text here.", &a.query_terms("zebra"));
+        assert_eq!(e.text, "Short text here.");
+        assert!(e.marks.is_empty());
+    }
+}

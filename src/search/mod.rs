@@ -1,0 +1,247 @@
+//! Search over an [`Index`]: keyword (BM25), meaning (dense vectors) or both, fused.
+
+pub mod excerpt;
+pub mod fuse;
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::dense::top_k;
+use crate::index::lexical::Analyzer;
+use crate::index::Index;
+use crate::{Error, Result};
+pub use excerpt::Excerpt;
+
+/// Which rankings to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Keyword and meaning, fused by reciprocal rank fusion.
+    #[default]
+    Hybrid,
+    /// Meaning only: dense vectors.
+    Dense,
+    /// Keywords only: BM25.
+    Lexical,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hybrid" => Ok(Mode::Hybrid),
+            "dense" => Ok(Mode::Dense),
+            "lexical" | "keyword" | "bm25" => Ok(Mode::Lexical),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown mode `{s}`; use hybrid, dense or lexical"
+            ))),
+        }
+    }
+}
+
+/// Why a result matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    Keyword,
+    Meaning,
+    Both,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Position of the passage in the index.
+    pub passage: u32,
+    pub id: String,
+    pub url: String,
+    pub anchor: String,
+    pub title: String,
+    pub heading: String,
+    pub score: f32,
+    pub why: Why,
+    pub excerpt: Excerpt,
+}
+
+/// How deep each list goes before fusion: passages below this rank in a list get nothing
+/// from it. Tuned on SciFact train (see BENCHMARKS.md).
+pub const FUSION_DEPTH: usize = 100;
+/// Queries are cut to this many bytes before analysis: longer input adds nothing but time.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// How the keyword and meaning lists are fused in hybrid mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion {
+    /// RRF's constant.
+    pub rrf_k: f32,
+    /// Weight of the keyword (BM25) list.
+    pub lexical_weight: f32,
+    /// Weight of the meaning (dense) list.
+    pub dense_weight: f32,
+    /// How deep each list goes before fusion.
+    pub depth: usize,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self {
+            rrf_k: fuse::RRF_K,
+            lexical_weight: 1.0,
+            dense_weight: 1.0,
+            depth: FUSION_DEPTH,
+        }
+    }
+}
+
+/// Searches one index. Cheap to build; holds the analyzer.
+pub struct Searcher<'a> {
+    index: &'a Index,
+    analyzer: Analyzer,
+    fusion: Fusion,
+}
+
+impl<'a> Searcher<'a> {
+    pub fn new(index: &'a Index) -> Self {
+        Self {
+            index,
+            analyzer: Analyzer::new(),
+            fusion: Fusion::default(),
+        }
+    }
+
+    /// Hybrid search with other fusion settings (for tuning; the defaults are the tuned ones).
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self
+    }
+
+    /// The `k` best passages for a query. `query_vector` is the query embedded with the
+    /// index's model (`Role::Query`); without it (the model is still loading) every mode
+    /// falls back to keywords.
+    pub fn search(
+        &self,
+        query_vector: Option<&[f32]>,
+        query_text: &str,
+        k: usize,
+        mode: Mode,
+    ) -> Result<Vec<Hit>> {
+        self.search_with_dense(query_vector, None, query_text, k, mode)
+    }
+
+    /// How many dense results [`Searcher::search`] ranks for `k` hits: what another scorer
+    /// (the GPU's) must return for [`Searcher::search_with_dense`].
+    pub fn dense_depth(&self, k: usize) -> usize {
+        k.max(self.fusion.depth)
+    }
+
+    /// [`Searcher::search`] with the dense ranking computed elsewhere (the GPU scorer):
+    /// `dense` must be what `index.dense().search(query_vector, self.dense_depth(k))` would
+    /// return. `None` computes it here.
+    pub fn search_with_dense(
+        &self,
+        query_vector: Option<&[f32]>,
+        dense: Option<Vec<(u32, f32)>>,
+        query_text: &str,
+        k: usize,
+        mode: Mode,
+    ) -> Result<Vec<Hit>> {
+        let text = truncate_query(query_text);
+        let terms = self.analyzer.query_terms(text);
+        if let Some(v) = query_vector {
+            if v.len() != self.index.meta().dim {
+                return Err(Error::InvalidArgument(format!(
+                    "query vector has {} dimensions, the index {}",
+                    v.len(),
+                    self.index.meta().dim
+                )));
+            }
+        }
+        let mode = if query_vector.is_none() {
+            Mode::Lexical
+        } else {
+            mode
+        };
+        let f = self.fusion;
+        let depth = k.max(f.depth);
+        let lexical = || -> Vec<(u32, f32)> {
+            let mut s = self.index.lexical().score(&terms);
+            top_k(&mut s, depth);
+            s
+        };
+        let n = self.index.len() as u32;
+        let precomputed = dense.map(|mut d| {
+            d.retain(|&(p, _)| p < n);
+            d.truncate(depth);
+            d
+        });
+        let dense = |v: &[f32]| match &precomputed {
+            Some(d) => d.clone(),
+            None => self.index.dense().search(v, depth),
+        };
+        let (ranked, keyword, meaning): (Vec<(u32, f32)>, Vec<u32>, Vec<u32>) =
+            match (mode, query_vector) {
+                (Mode::Dense, Some(v)) => {
+                    let d = dense(v);
+                    let ids = d.iter().map(|x| x.0).collect();
+                    (d, Vec::new(), ids)
+                }
+                (Mode::Hybrid, Some(v)) => {
+                    let l = lexical();
+                    let d = dense(v);
+                    let li: Vec<u32> = l.iter().map(|x| x.0).collect();
+                    let di: Vec<u32> = d.iter().map(|x| x.0).collect();
+                    let fused =
+                        fuse::rrf(&[&li, &di], &[f.lexical_weight, f.dense_weight], f.rrf_k);
+                    (fused, li, di)
+                }
+                _ => {
+                    let l = lexical();
+                    let ids = l.iter().map(|x| x.0).collect();
+                    (l, ids, Vec::new())
+                }
+            };
+        let in_top = |list: &[u32], p: u32| list.iter().take(depth).any(|&x| x == p);
+        Ok(ranked
+            .into_iter()
+            .take(k)
+            .map(|(p, score)| {
+                let kw = in_top(&keyword, p);
+                let mn = in_top(&meaning, p);
+                let why = match (kw, mn) {
+                    (true, true) => Why::Both,
+                    (true, false) => Why::Keyword,
+                    _ => Why::Meaning,
+                };
+                let passage = &self.index.passages()[p as usize];
+                Hit {
+                    passage: p,
+                    id: passage.id.clone(),
+                    url: passage.url.clone(),
+                    anchor: passage.anchor.clone(),
+                    title: passage.title.clone(),
+                    heading: passage.heading.clone(),
+                    score,
+                    why,
+                    excerpt: excerpt::excerpt(&self.analyzer, &passage.text, &terms),
+                }
+            })
+            .collect())
+    }
+}
+
+/// A query cut to [`MAX_QUERY_BYTES`] (on a character boundary): what is searched and
+/// embedded.
+pub fn truncate_query(s: &str) -> &str {
+    truncate(s, MAX_QUERY_BYTES)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
