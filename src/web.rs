@@ -1,11 +1,22 @@
 //! The only `#[wasm_bindgen]` code: a thin boundary of bytes in, results out.
 //!
-//! Every fallible call returns `Result<_, JsError>`, so bad input becomes a JavaScript
-//! exception with a readable message instead of a trapped module.
+//! JavaScript (the worker in `www/cairn-worker.js`) fetches and caches the files and hands
+//! their bytes to an [`Engine`]; every fallible call returns `Result<_, JsError>`, so bad
+//! input becomes a JavaScript exception with a readable message instead of a trapped module.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::index::Index;
+use crate::search::{truncate_query, Hit, Mode, Searcher, Why};
 use crate::{Encoder, Role};
+
+fn js_err(e: crate::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
 
 /// A sentence encoder for JavaScript: construct from the bundle's bytes, embed text.
 #[wasm_bindgen(js_name = Encoder)]
@@ -18,20 +29,15 @@ impl WasmEncoder {
     /// Loads a model bundle (the bytes of a `.gguf` file made by `cairn model convert`).
     #[wasm_bindgen(constructor)]
     pub fn new(bundle: &[u8]) -> Result<WasmEncoder, JsError> {
-        let inner = Encoder::from_bytes(bundle).map_err(|e| JsError::new(&e.to_string()))?;
+        let inner = Encoder::from_bytes(bundle).map_err(js_err)?;
         Ok(Self { inner })
     }
 
     /// Embeds one text as a query (`role = "query"`) or a document (`"document"`); returns a
     /// unit-length `Float32Array`.
     pub fn embed(&self, text: &str, role: &str) -> Result<Vec<f32>, JsError> {
-        let role: Role = role
-            .parse()
-            .map_err(|e: crate::Error| JsError::new(&e.to_string()))?;
-        let mut v = self
-            .inner
-            .embed(&[text], role)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let role: Role = role.parse().map_err(js_err)?;
+        let mut v = self.inner.embed(&[text], role).map_err(js_err)?;
         v.pop()
             .ok_or_else(|| JsError::new("the encoder returned no vector"))
     }
@@ -52,5 +58,553 @@ impl WasmEncoder {
     #[wasm_bindgen(getter)]
     pub fn quant(&self) -> String {
         self.inner.quant().to_string()
+    }
+}
+
+/// What a loaded index holds, for status lines.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexInfo {
+    passages: usize,
+    dim: usize,
+    model_name: String,
+    model_fingerprint: String,
+    bytes: usize,
+}
+
+/// A search result as JavaScript sees it. Excerpt marks are UTF-16 offsets (what
+/// `String.prototype.slice` takes), converted from the core's byte ranges.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebHit {
+    id: String,
+    url: String,
+    anchor: String,
+    title: String,
+    heading: String,
+    score: f32,
+    why: Why,
+    excerpt: String,
+    marks: Vec<(u32, u32)>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebResults {
+    /// The mode that ran: `lexical` while the model is not loaded, whatever was asked
+    /// otherwise.
+    mode: Mode,
+    hits: Vec<WebHit>,
+}
+
+/// UTF-16 offset of every byte offset in `marks` within `text`.
+fn utf16_marks(text: &str, marks: &[(usize, usize)]) -> Vec<(u32, u32)> {
+    let to16 = |byte: usize| -> u32 {
+        let end = byte.min(text.len());
+        let end = (0..=end)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text[..end].encode_utf16().count() as u32
+    };
+    marks.iter().map(|&(s, e)| (to16(s), to16(e))).collect()
+}
+
+fn web_hit(h: Hit) -> WebHit {
+    let marks = utf16_marks(&h.excerpt.text, &h.excerpt.marks);
+    WebHit {
+        id: h.id,
+        url: h.url,
+        anchor: h.anchor,
+        title: h.title,
+        heading: h.heading,
+        score: h.score,
+        why: h.why,
+        excerpt: h.excerpt.text,
+        marks,
+    }
+}
+
+/// The search engine of one page: an index, and later its model (and, where the browser has
+/// WebGPU and it passes its check, a GPU path).
+///
+/// Keyword search works as soon as the index is loaded; once the model is loaded, queries
+/// are embedded and searches are hybrid (or dense) as asked.
+#[wasm_bindgen]
+pub struct Engine {
+    index: Option<Rc<Index>>,
+    encoder: Option<Rc<Encoder>>,
+    /// Set by `initGpu` (an async call, hence the cell); read by the async search calls.
+    gpu: Rc<RefCell<Option<Rc<gpu::State>>>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn results(ran: Mode, hits: Vec<Hit>) -> Result<JsValue, JsError> {
+    let out = WebResults {
+        mode: ran,
+        hits: hits.into_iter().map(web_hit).collect(),
+    };
+    Ok(serde_wasm_bindgen::to_value(&out)?)
+}
+
+#[wasm_bindgen]
+impl Engine {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Engine {
+        Engine {
+            index: None,
+            encoder: None,
+            gpu: Rc::new(RefCell::new(None)),
+        }
+    }
+
+    /// Loads an index file (`index.<hash>.cidx`). Validates magic, version, checksum and
+    /// structure; a model loaded earlier is dropped if the index was built with another one.
+    /// A GPU path set up for the previous index is dropped too (call `initGpu` again).
+    #[wasm_bindgen(js_name = loadIndex)]
+    pub fn load_index(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
+        let index = Index::from_bytes(bytes).map_err(js_err)?;
+        if let Some(enc) = &self.encoder {
+            if index.check_model(enc.fingerprint()).is_err() {
+                self.encoder = None;
+            }
+        }
+        let m = index.meta();
+        let info = IndexInfo {
+            passages: index.len(),
+            dim: m.dim,
+            model_name: m.model_name.clone(),
+            model_fingerprint: m.model_fingerprint.clone(),
+            bytes: index.byte_len(),
+        };
+        self.index = Some(Rc::new(index));
+        self.gpu.replace(None);
+        Ok(serde_wasm_bindgen::to_value(&info)?)
+    }
+
+    /// Loads the model bundle (`model.<hash>.gguf`). Refused, with both fingerprints named,
+    /// if the loaded index was built with another model.
+    #[wasm_bindgen(js_name = loadModel)]
+    pub fn load_model(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        let enc = Encoder::from_bytes(bytes).map_err(js_err)?;
+        if let Some(index) = &self.index {
+            index.check_model(enc.fingerprint()).map_err(js_err)?;
+        }
+        self.encoder = Some(Rc::new(enc));
+        self.gpu.replace(None);
+        Ok(())
+    }
+
+    /// Whether an index is loaded (keyword search works).
+    #[wasm_bindgen(getter, js_name = hasIndex)]
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Whether the model is loaded (meaning search works).
+    #[wasm_bindgen(getter, js_name = hasModel)]
+    pub fn has_model(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// The loaded model's quantization (`q8_0`, `q4_0`, ...), or `undefined`.
+    #[wasm_bindgen(getter)]
+    pub fn quant(&self) -> Option<String> {
+        self.encoder.as_ref().map(|e| e.quant().to_string())
+    }
+
+    /// Embeds a query with the loaded model on the CPU: a unit `Float32Array`.
+    #[wasm_bindgen(js_name = embedQuery)]
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>, JsError> {
+        let enc = self
+            .encoder
+            .as_ref()
+            .ok_or_else(|| JsError::new("the model is not loaded yet"))?;
+        let mut v = enc
+            .embed(&[truncate_query(query)], Role::Query)
+            .map_err(js_err)?;
+        v.pop()
+            .ok_or_else(|| JsError::new("the encoder returned no vector"))
+    }
+
+    /// Searches with a vector from [`Engine::embed_query`] (or `null`/`undefined` for
+    /// keywords only), on the CPU. `mode` is `hybrid`, `dense` or `lexical`. Returns
+    /// `{ mode, hits: [{ id, url, anchor, title, heading, score, why, excerpt, marks }] }`.
+    #[wasm_bindgen(js_name = searchWith)]
+    pub fn search_with(
+        &self,
+        vector: Option<Vec<f32>>,
+        query: &str,
+        k: usize,
+        mode: &str,
+    ) -> Result<JsValue, JsError> {
+        let index = self
+            .index
+            .as_ref()
+            .ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
+        let mode: Mode = mode.parse().map_err(js_err)?;
+        let ran = if vector.is_some() {
+            mode
+        } else {
+            Mode::Lexical
+        };
+        let hits = Searcher::new(index)
+            .search(vector.as_deref(), query, k.clamp(1, 100), mode)
+            .map_err(js_err)?;
+        results(ran, hits)
+    }
+
+    /// Embeds (when the model is loaded and `mode` is not `lexical`) and searches, on the CPU.
+    pub fn search(&self, query: &str, k: usize, mode: &str) -> Result<JsValue, JsError> {
+        let vector = match (&self.encoder, mode) {
+            (Some(_), m) if m != "lexical" => Some(self.embed_query(query)?),
+            _ => None,
+        };
+        self.search_with(vector, query, k, mode)
+    }
+
+    /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
+    /// from the bundle's bytes (the same bytes `loadModel` took) and the GPU scorer for the
+    /// loaded index, then calibrates: the same sample queries, a batch of the index's
+    /// passages and the dense scan run on both paths; the GPU is refused if its vectors
+    /// (cosine < 0.999) or its ranking differ from the CPU's, and otherwise each workload
+    /// takes the faster path (`preference = "auto"`) or the GPU (`"webgpu"`).
+    ///
+    /// Resolves to `{ available, adapter?, accepted, queryBackend, batchBackend,
+    /// scanBackend, minCosine, query: { cpuMs, gpuMs }, batch, scan, reason }`; never
+    /// rejects for a missing or failing GPU (the reason says why the CPU stays).
+    #[wasm_bindgen(js_name = initGpu)]
+    pub fn init_gpu(&self, bundle: Vec<u8>, preference: String) -> js_sys::Promise {
+        let (index, encoder, slot) = (self.index.clone(), self.encoder.clone(), self.gpu.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let report = gpu::init(index, encoder, bundle, &preference, slot).await;
+            Ok(report.to_js()?)
+        })
+    }
+
+    /// The backend queries are embedded on: `cpu` or `webgpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        match self.gpu.borrow().as_ref() {
+            Some(g) if g.query_on_gpu() => "webgpu".into(),
+            _ => "cpu".into(),
+        }
+    }
+
+    /// Embeds a query on the chosen backend (`initGpu`'s choice for single queries), or on
+    /// the one named (`"cpu"`, `"webgpu"`). Resolves to a unit `Float32Array`.
+    #[wasm_bindgen(js_name = embedQueryAsync)]
+    pub fn embed_query_async(&self, query: String, backend: Option<String>) -> js_sys::Promise {
+        let (encoder, state) = (self.encoder.clone(), self.gpu.borrow().clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let v = gpu::embed(encoder, state, &query, backend.as_deref()).await?;
+            Ok(js_sys::Float32Array::from(v.as_slice()).into())
+        })
+    }
+
+    /// [`Engine::search_with`], with the dense scan on the chosen backend (or the one
+    /// named). Resolves to the same `{ mode, hits }`.
+    #[wasm_bindgen(js_name = searchWithAsync)]
+    pub fn search_with_async(
+        &self,
+        vector: Option<Vec<f32>>,
+        query: String,
+        k: usize,
+        mode: String,
+        backend: Option<String>,
+    ) -> js_sys::Promise {
+        let (index, state) = (self.index.clone(), self.gpu.borrow().clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let index =
+                index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
+            let mode: Mode = mode.parse().map_err(js_err)?;
+            let ran = if vector.is_some() {
+                mode
+            } else {
+                Mode::Lexical
+            };
+            let k = k.clamp(1, 100);
+            let searcher = Searcher::new(&index);
+            let dense = match (&vector, mode) {
+                (Some(v), Mode::Dense | Mode::Hybrid) => {
+                    gpu::scan(
+                        &index,
+                        state,
+                        v,
+                        searcher.dense_depth(k),
+                        backend.as_deref(),
+                    )
+                    .await?
+                }
+                _ => None,
+            };
+            let hits = searcher
+                .search_with_dense(vector.as_deref(), dense, &query, k, mode)
+                .map_err(js_err)?;
+            Ok(results(ran, hits)?)
+        })
+    }
+}
+
+/// The WebGPU path of the engine (feature `gpu`), or its stand-in that says why not.
+mod gpu {
+    use super::*;
+
+    /// What `initGpu` resolves to: whether there is an adapter, and, when it was
+    /// calibrated, the calibration's fields (`adapter`, `accepted`, `minCosine`, `query`,
+    /// `batch`, `scan`, `queryBackend`, `batchBackend`, `scanBackend`, `reason`).
+    pub struct Report {
+        pub available: bool,
+        pub reason: String,
+        #[cfg(feature = "gpu")]
+        pub calibration: Option<crate::gpu::Calibration>,
+    }
+
+    impl Report {
+        pub fn unavailable(reason: impl Into<String>) -> Self {
+            Report {
+                available: false,
+                reason: reason.into(),
+                #[cfg(feature = "gpu")]
+                calibration: None,
+            }
+        }
+
+        /// As one plain JavaScript object.
+        pub fn to_js(&self) -> Result<JsValue, JsError> {
+            let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+            #[cfg(feature = "gpu")]
+            if let Some(c) = &self.calibration {
+                let mut v = serde_json::to_value(c).map_err(|e| JsError::new(&e.to_string()))?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("available".into(), self.available.into());
+                }
+                return Ok(v.serialize(&ser)?);
+            }
+            let v = serde_json::json!({
+                "available": self.available,
+                "accepted": false,
+                "queryBackend": "cpu",
+                "batchBackend": "cpu",
+                "scanBackend": "cpu",
+                "reason": self.reason,
+            });
+            Ok(v.serialize(&ser)?)
+        }
+    }
+
+    #[cfg(feature = "gpu")]
+    pub struct State {
+        encoder: crate::gpu::GpuEncoder,
+        scorer: Option<crate::gpu::GpuScorer>,
+        calibration: crate::gpu::Calibration,
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    pub struct State;
+
+    impl State {
+        pub fn query_on_gpu(&self) -> bool {
+            #[cfg(feature = "gpu")]
+            {
+                self.calibration.query_backend == crate::gpu::Backend::Gpu
+            }
+            #[cfg(not(feature = "gpu"))]
+            {
+                false
+            }
+        }
+    }
+
+    fn wants_gpu(backend: Option<&str>, chosen: bool) -> Result<bool, JsError> {
+        match backend {
+            None | Some("") | Some("auto") => Ok(chosen),
+            Some("cpu") => Ok(false),
+            Some("webgpu") | Some("gpu") => Ok(true),
+            Some(other) => Err(JsError::new(&format!(
+                "unknown backend `{other}`; use cpu or webgpu"
+            ))),
+        }
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    pub async fn init(
+        _: Option<Rc<Index>>,
+        _: Option<Rc<Encoder>>,
+        _: Vec<u8>,
+        _: &str,
+        _: Rc<RefCell<Option<Rc<State>>>>,
+    ) -> Report {
+        Report::unavailable("this build of the engine has no WebGPU support")
+    }
+
+    #[cfg(feature = "gpu")]
+    pub async fn init(
+        index: Option<Rc<Index>>,
+        encoder: Option<Rc<Encoder>>,
+        bundle: Vec<u8>,
+        preference: &str,
+        slot: Rc<RefCell<Option<Rc<State>>>>,
+    ) -> Report {
+        use crate::gpu::{calibrate, now_ms, GpuContext, GpuEncoder, GpuScorer, Preference};
+        let preference = match preference {
+            "webgpu" | "gpu" => Preference::Gpu,
+            _ => Preference::Auto,
+        };
+        let (Some(index), Some(encoder)) = (index, encoder) else {
+            return Report::unavailable("load the index and the model before WebGPU");
+        };
+        let ctx = match GpuContext::new().await {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => {
+                return Report::unavailable("WebGPU is not available in this browser (no adapter)")
+            }
+            Err(e) => return Report::unavailable(format!("WebGPU could not start: {e}")),
+        };
+        let adapter = ctx.describe();
+        let failed = |what: &str, e: crate::Error| {
+            let mut r = Report::unavailable(format!("WebGPU {what} failed: {e}"));
+            r.available = true;
+            r
+        };
+        let gpu = match GpuEncoder::new(&ctx, &bundle) {
+            Ok(g) => g,
+            Err(e) => return failed("encoder setup", e),
+        };
+        drop(bundle);
+        let view = index.dense();
+        let scorer = if view.is_empty() {
+            None
+        } else {
+            match GpuScorer::new(&ctx, &view) {
+                Ok(s) => Some(s),
+                Err(e) => return failed("scorer setup", e),
+            }
+        };
+        // A small batch of the index's own passages (cut to about 64 tokens: software
+        // adapters take seconds for long batches, and the choice only needs a rate).
+        let passages: Vec<String> = index
+            .passages()
+            .iter()
+            .take(8)
+            .map(|p| {
+                let text = p.indexed_text();
+                text.split_whitespace()
+                    .take(48)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let mut sample: Vec<&str> = passages.iter().map(String::as_str).collect();
+        if sample.is_empty() {
+            sample = crate::gpu::choose::SAMPLE_QUERIES.to_vec();
+        }
+        let scan = scorer.as_ref().map(|s| (s, &view));
+        let calibration =
+            match calibrate(&encoder, &gpu, scan, &sample, preference, adapter, &now_ms).await {
+                Ok(c) => c,
+                Err(e) => return failed("calibration", e),
+            };
+        let report = Report {
+            available: true,
+            reason: calibration.reason.clone(),
+            calibration: Some(calibration.clone()),
+        };
+        if calibration.accepted {
+            slot.replace(Some(Rc::new(State {
+                encoder: gpu,
+                scorer,
+                calibration,
+            })));
+        }
+        report
+    }
+
+    /// Embeds one query on the backend asked for (or chosen).
+    pub async fn embed(
+        encoder: Option<Rc<Encoder>>,
+        state: Option<Rc<State>>,
+        query: &str,
+        backend: Option<&str>,
+    ) -> Result<Vec<f32>, JsError> {
+        let encoder = encoder.ok_or_else(|| JsError::new("the model is not loaded yet"))?;
+        let query = truncate_query(query);
+        let on_gpu = wants_gpu(backend, state.as_ref().is_some_and(|s| s.query_on_gpu()))?;
+        #[cfg(feature = "gpu")]
+        if on_gpu {
+            let state =
+                state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
+            let tokens = encoder.tokenize(&[query], Role::Query).map_err(js_err)?;
+            let mut v = state.encoder.embed(&tokens).await.map_err(js_err)?;
+            return v
+                .pop()
+                .ok_or_else(|| JsError::new("the GPU returned no vector"));
+        }
+        #[cfg(not(feature = "gpu"))]
+        if on_gpu {
+            return Err(JsError::new(
+                "this build of the engine has no WebGPU support",
+            ));
+        }
+        let mut v = encoder.embed(&[query], Role::Query).map_err(js_err)?;
+        v.pop()
+            .ok_or_else(|| JsError::new("the encoder returned no vector"))
+    }
+
+    /// The dense ranking on the GPU when that is the backend asked for (or chosen), else
+    /// `None` (the searcher computes it on the CPU).
+    pub async fn scan(
+        index: &Index,
+        state: Option<Rc<State>>,
+        vector: &[f32],
+        depth: usize,
+        backend: Option<&str>,
+    ) -> Result<Option<Vec<(u32, f32)>>, JsError> {
+        #[cfg(feature = "gpu")]
+        {
+            let chosen = state
+                .as_ref()
+                .is_some_and(|s| s.calibration.scan_backend == crate::gpu::Backend::Gpu);
+            if !wants_gpu(backend, chosen)? {
+                return Ok(None);
+            }
+            let state =
+                state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
+            match &state.scorer {
+                Some(s) => Ok(Some(
+                    s.search(&index.dense(), vector, depth)
+                        .await
+                        .map_err(js_err)?,
+                )),
+                None => Ok(None),
+            }
+        }
+        #[cfg(not(feature = "gpu"))]
+        {
+            let _ = (index, state, vector, depth);
+            if wants_gpu(backend, false)? {
+                return Err(JsError::new(
+                    "this build of the engine has no WebGPU support",
+                ));
+            }
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_marks;
+
+    #[test]
+    fn byte_ranges_become_utf16_offsets() {
+        let text = "é 🦀 crab";
+        // "crab" starts at byte 8 (é = 2 bytes, 🦀 = 4 bytes), UTF-16 offset 5.
+        assert_eq!(utf16_marks(text, &[(8, 12)]), vec![(5, 9)]);
     }
 }

@@ -1,0 +1,179 @@
+// The paper demo in headless Chromium: keyword results before the model, the upgrade to
+// hybrid, known queries, keyboard use, the status line, a second visit from the cache, and a
+// site with hostile HTML that renders harmlessly. Screenshots go to tests/e2e/artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+import { ROOT, startServer, launch, newPage, waitForState, search, buildIndex, artifact } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  const siteIndex = buildIndex(
+    ['--model', path.join(ROOT, 'models/all-minilm-l6-v2-q4_0.gguf'), '--site', path.join(ROOT, 'tests/fixtures/site')],
+    path.join(ROOT, 'target/e2e/site-index'),
+  );
+  server = await startServer({
+    mounts: { '/': path.join(ROOT, 'www'), '/site-index/': siteIndex },
+    pages: {
+      '/hostile.html': `<!doctype html><meta charset="utf-8"><title>hostile</title>
+        <link rel="icon" href="/favicon.svg">
+        <script type="module" src="/cairn/cairn-search.js"></script>
+        <cairn-search index="/site-index/" results="10"></cairn-search>`,
+    },
+  });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+// Holds back the model download until `release()` is called.
+function gateModel() {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  server.setHook(async (req, res, url) => {
+    if (/\/model\.[0-9a-f]+\.gguf$/.test(url.pathname)) await gate;
+    return false;
+  });
+  return () => {
+    release();
+    server.setHook(null);
+  };
+}
+
+test('keyword results come first, then upgrade to hybrid by themselves', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  const release = gateModel();
+  await page.goto(server.url);
+  await waitForState(page, 'keyword');
+  const status = await page.locator('cairn-search .status').textContent();
+  assert.match(status, /Keyword results only/);
+  const kw = await search(page, 'facial image caption dataset', 'lexical');
+  assert.ok(kw.hits.length > 0);
+  assert.ok(kw.hits.every((h) => h.why === 'keyword'), 'before the model, every hit is a keyword hit');
+  const badge = await page.locator('cairn-search li[role=option] .badge').first().textContent();
+  assert.equal(badge, 'keyword');
+  release();
+  await waitForState(page, 'ready');
+  // No typing: the same query's results are replaced by hybrid ones.
+  await page.waitForFunction(() => document.querySelector('cairn-search').dataset.mode === 'hybrid', null, { timeout: 60000 });
+  const hy = await page.evaluate(() => document.querySelector('cairn-search').lastResults);
+  assert.equal(hy.query, 'facial image caption dataset');
+  assert.ok(hy.hits.some((h) => h.why !== 'keyword'), 'hybrid results include meaning matches');
+  assert.equal(await page.locator('cairn-search').getAttribute('data-backend'), 'cpu');
+  assert.match(await page.locator('cairn-search .status').textContent(), /Ready: keyword \+ meaning search \(cpu/);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+// Queries whose right answer is plain from the paper titles.
+const KNOWN = [
+  ['dataset of face photos paired with text descriptions', 'p0000'],
+];
+
+test('known queries put the right paper first, and the screenshot shows it', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  const page = await newPage(context);
+  await page.goto(server.url);
+  await waitForState(page, 'ready');
+  for (const [q, id] of KNOWN) {
+    const r = await search(page, q, 'hybrid');
+    assert.equal(r.hits[0].id, id, `top result for "${q}": ${r.hits[0].title}`);
+  }
+  const r = await search(page, 'making language models smaller for phones', 'hybrid');
+  assert.ok(r.hits.length >= 5);
+  const marks = await page.locator('cairn-search li[role=option] mark').count();
+  assert.ok(marks > 0, 'matched words are marked');
+  await page.screenshot({ path: artifact('demo.png') });
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('keyboard: / focuses, arrows move, Enter opens, Esc closes', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(server.url);
+  await waitForState(page, 'ready');
+  await page.locator('h1').click();
+  await page.keyboard.press('/');
+  const focused = await page.evaluate(() => document.activeElement?.tagName === 'CAIRN-SEARCH'
+    && document.activeElement.shadowRoot.activeElement?.tagName === 'INPUT');
+  assert.ok(focused, '/ focuses the search input');
+  await page.keyboard.type('diffusion image generation');
+  await page.waitForFunction(() => document.querySelector('cairn-search').lastResults?.query === 'diffusion image generation'
+    && document.querySelector('cairn-search').dataset.mode === 'hybrid');
+  const input = page.locator('cairn-search input');
+  assert.equal(await input.getAttribute('aria-expanded'), 'true');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  const active = await input.getAttribute('aria-activedescendant');
+  assert.match(active, /-opt-1$/);
+  assert.equal(await page.locator(`cairn-search li#${active}`).getAttribute('aria-selected'), 'true');
+  await page.keyboard.press('ArrowUp');
+  assert.match(await input.getAttribute('aria-activedescendant'), /-opt-0$/);
+  const first = await page.evaluate(() => document.querySelector('cairn-search').lastResults.hits[0]);
+  await page.keyboard.press('Escape');
+  assert.equal(await input.getAttribute('aria-expanded'), 'false');
+  await page.keyboard.press('ArrowDown'); // reopens on the first result
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((id) => location.hash === `#paper-${id}`, first.id);
+  await page.waitForSelector('#paper:not([hidden])');
+  assert.equal(await page.locator('#paper-title').textContent(), first.title);
+  // Ctrl+K focuses from anywhere too.
+  await page.locator('#paper-title').click();
+  await page.keyboard.press('Control+k');
+  assert.ok(await page.evaluate(() => document.activeElement?.tagName === 'CAIRN-SEARCH'));
+  assert.equal(await page.locator('cairn-search input').getAttribute('role'), 'combobox');
+  assert.equal(await page.locator('cairn-search ul').getAttribute('role'), 'listbox');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('a second visit downloads neither index nor model', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(server.url);
+  await waitForState(page, 'ready');
+  const mark = server.log.length;
+  const again = await newPage(context);
+  await again.goto(server.url);
+  await waitForState(again, 'ready');
+  await search(again, 'robots learning from human videos', 'hybrid');
+  const fetched = server.log.slice(mark).filter((e) => /\.(cidx|gguf)$/.test(e.path));
+  assert.deepEqual(fetched, [], 'index and model come from the Cache API');
+  assert.deepEqual([...page.errors, ...again.errors], []);
+  await context.close();
+});
+
+test('hostile HTML in a page renders as text and runs nothing', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(new URL('hostile.html', server.url).href);
+  await waitForState(page, 'ready');
+  const r = await search(page, 'zebra quagga', 'hybrid');
+  const hit = r.hits.find((h) => h.url === '/hostile.html');
+  assert.ok(hit, 'the hostile page is found');
+  assert.equal(hit.title, 'Hostile page <b>bold</b>');
+  const rendered = await page.evaluate(() => {
+    const list = document.querySelector('cairn-search').shadowRoot.querySelector('ul');
+    return {
+      title: list.querySelector('.title').textContent,
+      elements: [...list.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()),
+      hrefs: [...list.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')),
+      pwned: window.__cairnPwned ?? null,
+    };
+  });
+  assert.equal(rendered.title, 'Hostile page <b>bold</b>');
+  assert.deepEqual([...new Set(rendered.elements)].filter((t) => !['li', 'a', 'span', 'mark'].includes(t)), []);
+  assert.ok(rendered.hrefs.every((h) => h.startsWith(server.url)), rendered.hrefs.join(' '));
+  assert.equal(rendered.pwned, null, 'no script from the page ran');
+  await page.screenshot({ path: artifact('hostile.png') });
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});

@@ -1,0 +1,92 @@
+// A long session: 10,000 queries (random lengths, unicode, empty, 10,000 characters) through
+// the wasm engine in one page, as a tab left open all day would send them. Every query must
+// answer, and wasm memory must stop growing after warm-up.
+//
+// The index is the SciFact one when it is here (CAIRN_LONG_INDEX, default target/scifact/q4_0,
+// built by `make eval-scifact`), else the bundled paper demo's (a fresh clone has no SciFact).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, startServer, launch, newPage } from './harness.mjs';
+
+const N = Number(process.env.CAIRN_LONG_QUERIES || 10000);
+const WARMUP = 1000;
+const scifact = path.resolve(ROOT, process.env.CAIRN_LONG_INDEX || 'target/scifact/q4_0');
+const indexDir = fs.existsSync(path.join(scifact, 'cairn-entry.json')) ? scifact : path.join(ROOT, 'www/indexes/papers');
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>long session</title><link rel="icon" href="data:,">
+<script type="module">
+import init, { Engine } from '/cairn/cairn.js';
+// A seeded generator: the same 10,000 queries every run.
+let seed = 42;
+const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const WORDS = ['protein', 'cell', 'cancer', 'gene', 'the', 'of', 'risk', 'model', 'ünïcödé', '中文检索', 'émigré',
+  '🦀', 'مرحبا', 'дом', 'AND', 'NOT', '"quoted"', '-', '<script>alert(1)</script>', '\\u0000', 'x'.repeat(40)];
+function query(i) {
+  if (i % 97 === 0) return '';
+  if (i % 89 === 0) return '   ';
+  if (i % 101 === 0) return 'a'.repeat(10000);
+  if (i % 103 === 0) return Array.from({ length: 10000 }, () => String.fromCodePoint(0x4e00 + Math.floor(rand() * 2000))).join('');
+  const n = 1 + Math.floor(rand() * (rand() < 0.1 ? 200 : 12));
+  return Array.from({ length: n }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' ');
+}
+window.run = async (n, warmup) => {
+  const wasm = await init();
+  const m = await (await fetch('/index/cairn-entry.json')).json();
+  const engine = new Engine();
+  engine.loadIndex(new Uint8Array(await (await fetch('/index/' + m.index)).arrayBuffer()));
+  engine.loadModel(new Uint8Array(await (await fetch('/index/' + m.model)).arrayBuffer()));
+  const modes = ['hybrid', 'lexical', 'dense'];
+  const out = { answered: 0, failures: [], memory: [], ms: 0 };
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const q = query(i);
+    try {
+      const v = engine.embedQuery(q);
+      const r = engine.searchWith(v, q, 10, modes[i % 3]);
+      if (!Array.isArray(r.hits)) throw new Error('no hits array');
+      out.answered++;
+    } catch (e) {
+      if (out.failures.length < 10) out.failures.push({ i, len: q.length, error: String(e && e.message || e) });
+    }
+    if (i === warmup - 1 || (i + 1) % 1000 === 0) out.memory.push({ after: i + 1, bytes: wasm.memory.buffer.byteLength });
+  }
+  out.ms = performance.now() - t0;
+  return out;
+};
+window.ready = true;
+</script>`;
+
+let server;
+before(async () => {
+  server = await startServer({
+    mounts: { '/cairn/': path.join(ROOT, 'www/cairn'), '/index/': indexDir },
+    pages: { '/long.html': PAGE },
+  });
+});
+after(async () => {
+  await server?.close();
+});
+
+test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, { timeout: 1800000 }, async () => {
+  const browser = await launch();
+  try {
+    const page = await newPage(await browser.newContext());
+    page.setDefaultTimeout(1800000);
+    await page.goto(new URL('long.html', server.url).href);
+    await page.waitForFunction(() => window.ready === true);
+    const out = await page.evaluate(([n, w]) => window.run(n, w), [N, WARMUP]);
+    const mb = (b) => (b / 1048576).toFixed(1);
+    console.log(`long session on ${path.relative(ROOT, indexDir)}: ${out.answered}/${N} answered in ${(out.ms / 1000).toFixed(1)} s ` +
+      `(${(out.ms / N).toFixed(2)} ms per query); wasm memory ${out.memory.map((m) => `${m.after}:${mb(m.bytes)}MB`).join(' ')}`);
+    assert.deepEqual(out.failures, []);
+    assert.equal(out.answered, N);
+    const atWarmup = out.memory[0].bytes;
+    const last = out.memory[out.memory.length - 1].bytes;
+    assert.equal(last, atWarmup, `wasm memory grew after warm-up: ${mb(atWarmup)} MB -> ${mb(last)} MB`);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,404 @@
+// <cairn-search>: a search box that answers from the visitor's own machine.
+//
+//   <script type="module" src="/_cairn/cairn-search.js"></script>
+//   <cairn-search index="/_cairn/" placeholder="Search the docs" results="8"></cairn-search>
+//
+// The element only renders: a worker (cairn-worker.js, beside this file) fetches, caches and
+// searches. Text from the index is always inserted as text, never as HTML, and only http(s)
+// and relative links are followed.
+//
+// Attributes read:    index (URL of the index folder), placeholder, results, mode
+//                     (hybrid | dense | lexical), label (accessible name), backend
+//                     (auto | webgpu | cpu; the page's ?backend= overrides it)
+// Attributes written: data-state   loading | keyword | ready | error
+//                     data-backend cpu | webgpu (where queries are embedded, once the model
+//                                  runs; the status line's details say why)
+//                     data-mode    the mode of the results on screen
+// Events:             cairn-state   { state, message, detail }
+//                     cairn-results { query, mode, hits, timings }
+// Properties:         lastResults   the detail of the last cairn-results event
+
+const STYLE = `
+:host { display: block; position: relative; font: inherit; color: inherit; max-width: 42rem; }
+.box { position: relative; }
+input {
+  box-sizing: border-box; width: 100%; font: inherit; font-size: 1.05em; padding: .6em .8em;
+  border: 1px solid #9aa3ad; border-radius: .5em; background: Canvas; color: CanvasText;
+}
+input:focus { outline: 2px solid #2f6fdf; outline-offset: 1px; }
+.status { font-size: .8em; color: #5b6570; margin: .35em .2em; min-height: 1.2em; display: flex; gap: .6em; align-items: center; }
+.status button { font: inherit; font-size: .95em; padding: .1em .6em; cursor: pointer; }
+.status details { display: inline; }
+.status summary { cursor: pointer; color: #2f6fdf; list-style: none; }
+.status summary::-webkit-details-marker { display: none; }
+.status details[open] { display: block; flex-basis: 100%; }
+.status details p { margin: .2em 0; }
+ul { list-style: none; margin: .2em 0 0; padding: 0; border: 1px solid #d3d8de; border-radius: .5em;
+  background: Canvas; max-height: 70vh; overflow: auto; box-shadow: 0 6px 24px rgba(0,0,0,.12); }
+ul[hidden] { display: none; }
+li { border-bottom: 1px solid #eceff2; }
+li:last-child { border-bottom: 0; }
+li a { display: block; padding: .6em .8em; color: inherit; text-decoration: none; }
+li[aria-selected="true"] a, li a:hover { background: #eef3fd; }
+.title { font-weight: 600; }
+.heading { color: #44505c; }
+.excerpt { display: block; font-size: .9em; color: #44505c; margin-top: .25em; line-height: 1.4; }
+mark { background: #ffe58a; color: inherit; padding: 0 .05em; border-radius: .15em; }
+.badge { font-size: .7em; padding: .1em .5em; border-radius: 1em; margin-left: .5em; vertical-align: .15em;
+  border: 1px solid currentColor; white-space: nowrap; }
+.badge.keyword { color: #7a5a00; }
+.badge.meaning { color: #1f5fbf; }
+.badge.both { color: #1d7a3a; }
+.empty { padding: .6em .8em; color: #5b6570; }
+`;
+
+const BADGE = { keyword: 'keyword', meaning: 'meaning', both: 'keyword + meaning' };
+let instances = 0;
+
+function mb(bytes) {
+  return (bytes / 1e6).toFixed(1);
+}
+
+// A link for a result, or null when the target is not http(s) or relative.
+export function safeHref(url, anchor) {
+  let raw = url || '';
+  if (anchor) raw += '#' + encodeURI(anchor).replace(/#/g, '%23');
+  if (!raw) return null;
+  const scheme = /^\s*([a-z][a-z0-9+.-]*):/i.exec(raw);
+  if (scheme && !/^https?$/i.test(scheme[1])) return null;
+  try {
+    const u = new URL(raw, document.baseURI);
+    if (scheme && u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+    return u.href;
+  } catch {
+    return null;
+  }
+}
+
+// Appends `text` to `parent` with the UTF-16 ranges `marks` wrapped in <mark>.
+function appendMarked(parent, text, marks) {
+  let at = 0;
+  for (const [s, e] of [...(marks || [])].sort((a, b) => a[0] - b[0])) {
+    if (s < at || e <= s || e > text.length) continue;
+    if (s > at) parent.append(document.createTextNode(text.slice(at, s)));
+    const m = document.createElement('mark');
+    m.textContent = text.slice(s, e);
+    parent.append(m);
+    at = e;
+  }
+  if (at < text.length) parent.append(document.createTextNode(text.slice(at)));
+}
+
+class CairnSearch extends HTMLElement {
+  static get observedAttributes() {
+    return ['placeholder', 'label'];
+  }
+
+  constructor() {
+    super();
+    this.uid = `cairn-${++instances}`;
+    this.seq = 0;
+    this.shownSeq = 0;
+    this.active = -1;
+    this.hits = [];
+    this.progress = {};
+    this.stateMessage = '';
+    const root = this.attachShadow({ mode: 'open' });
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLE);
+      root.adoptedStyleSheets = [sheet];
+    } catch {
+      const style = document.createElement('style');
+      style.textContent = STYLE;
+      root.append(style);
+    }
+    const box = document.createElement('div');
+    box.className = 'box';
+    this.input = document.createElement('input');
+    Object.assign(this.input, { type: 'search', autocomplete: 'off', spellcheck: false });
+    this.input.setAttribute('role', 'combobox');
+    this.input.setAttribute('aria-autocomplete', 'list');
+    this.input.setAttribute('aria-expanded', 'false');
+    this.input.setAttribute('aria-controls', `${this.uid}-list`);
+    this.statusLine = document.createElement('div');
+    this.statusLine.className = 'status';
+    this.statusLine.setAttribute('role', 'status');
+    this.statusText = document.createElement('span');
+    this.statusDetails = document.createElement('details');
+    this.statusDetails.hidden = true;
+    const summary = document.createElement('summary');
+    summary.textContent = 'details';
+    this.statusDetailsBody = document.createElement('div');
+    this.statusDetails.append(summary, this.statusDetailsBody);
+    this.statusLine.append(this.statusText, this.statusDetails);
+    this.list = document.createElement('ul');
+    this.list.id = `${this.uid}-list`;
+    this.list.setAttribute('role', 'listbox');
+    this.list.hidden = true;
+    box.append(this.input, this.statusLine, this.list);
+    root.append(box);
+
+    this.input.addEventListener('input', () => this.query());
+    this.input.addEventListener('keydown', (e) => this.onKey(e));
+    this.input.addEventListener('focus', () => this.hits.length && this.open(true));
+    this.addEventListener('focusout', (e) => {
+      if (!this.shadowRoot.contains(e.relatedTarget) && e.relatedTarget !== this) this.open(false);
+    });
+    this.onGlobalKey = (e) => this.globalKey(e);
+  }
+
+  connectedCallback() {
+    this.attributeChangedCallback();
+    document.addEventListener('keydown', this.onGlobalKey);
+    if (this.worker) return;
+    this.setState('loading', 'Loading search…');
+    const base = new URL(this.getAttribute('index') || './_cairn/', document.baseURI).href;
+    try {
+      this.worker = new Worker(new URL('./cairn-worker.js', import.meta.url), { type: 'module' });
+    } catch (e) {
+      this.setState('error', `Search could not start: ${e.message}`);
+      return;
+    }
+    this.worker.onmessage = (e) => this.onWorker(e.data);
+    this.worker.onerror = (e) => this.setState('error', `Search could not start: ${e.message || 'worker failed'}`);
+    const backend = new URLSearchParams(location.search).get('backend') || this.getAttribute('backend') || 'auto';
+    this.worker.postMessage({ type: 'init', base, backend });
+  }
+
+  disconnectedCallback() {
+    document.removeEventListener('keydown', this.onGlobalKey);
+  }
+
+  attributeChangedCallback() {
+    this.input.placeholder = this.getAttribute('placeholder') || 'Search';
+    this.input.setAttribute('aria-label', this.getAttribute('label') || this.input.placeholder);
+  }
+
+  get resultCount() {
+    const n = parseInt(this.getAttribute('results') || '8', 10);
+    return Number.isFinite(n) && n > 0 ? Math.min(n, 50) : 8;
+  }
+
+  setState(state, message, detail = {}) {
+    this.dataset.state = state;
+    this.stateMessage = message;
+    this.stateDetail = detail;
+    if (detail.backend) this.dataset.backend = detail.backend;
+    this.renderStatus();
+    this.dispatchEvent(new CustomEvent('cairn-state', { detail: { state, message, detail } }));
+  }
+
+  renderStatus() {
+    const d = this.stateDetail || {};
+    let text = this.stateMessage;
+    const model = this.progress.model;
+    const index = this.progress.index;
+    if (this.dataset.state === 'loading' && index && !index.cached && index.total) {
+      text = `Loading the index: ${mb(index.loaded)} of ${mb(index.total)} MB`;
+    } else if (this.dataset.state === 'keyword' && !d.modelError && model && !model.cached && model.total) {
+      text = `Keyword results only; downloading the model: ${mb(model.loaded)} of ${mb(model.total)} MB`;
+    } else if (this.dataset.state === 'keyword' && !d.modelError) {
+      text = 'Keyword results only; loading the model…';
+    } else if (this.dataset.state === 'ready') {
+      text = `Ready: keyword + meaning search (${d.backend || 'cpu'}${d.quant ? `, ${d.quant}` : ''})`;
+    }
+    this.statusText.textContent = text;
+    this.renderDetails(d);
+    const failed = d.modelError || d.indexError;
+    if (failed && !this.retryButton) {
+      this.retryButton = document.createElement('button');
+      this.retryButton.type = 'button';
+      this.retryButton.textContent = 'Retry';
+      this.retryButton.addEventListener('click', () => {
+        this.retryButton.remove();
+        this.retryButton = null;
+        this.worker.postMessage({ type: 'retry' });
+      });
+      this.statusLine.append(this.retryButton);
+    } else if (!failed && this.retryButton) {
+      this.retryButton.remove();
+      this.retryButton = null;
+    }
+  }
+
+  // The backend choice and its calibration, as plain text lines.
+  renderDetails(d) {
+    const g = d.gpu;
+    const lines = [];
+    if (g) {
+      lines.push(g.available ? `WebGPU adapter: ${g.adapter || 'yes'}` : 'WebGPU: not used');
+      lines.push(g.reason);
+      if (g.query) {
+        const ms = (t) => `WebGPU ${t.gpuMs.toFixed(1)} ms, CPU ${t.cpuMs.toFixed(1)} ms`;
+        lines.push(`Query: ${ms(g.query)} → ${g.queryBackend}`);
+        lines.push(`Batch (per passage): ${ms(g.batch)} → ${g.batchBackend}`);
+        if (g.scan && (g.scan.gpuMs || g.scan.cpuMs)) lines.push(`Dense scan: ${ms(g.scan)} → ${g.scanBackend}`);
+        lines.push(`Least cosine to the CPU's vectors: ${Number(g.minCosine).toFixed(5)}`);
+      }
+    }
+    this.statusDetails.hidden = lines.length === 0;
+    this.statusDetailsBody.replaceChildren(...lines.map((l) => {
+      const p = document.createElement('p');
+      p.textContent = l;
+      return p;
+    }));
+  }
+
+  onWorker(msg) {
+    switch (msg.type) {
+      case 'state': {
+        const wasReady = this.dataset.state === 'ready';
+        this.setState(msg.state, msg.message, msg.detail || {});
+        // Keyword results upgrade to hybrid by themselves once the model is in.
+        if (msg.state === 'ready' && !wasReady && this.input.value.trim()) this.query();
+        break;
+      }
+      case 'progress':
+        this.progress[msg.what] = msg;
+        this.renderStatus();
+        break;
+      case 'results':
+        if (msg.seq < this.shownSeq || msg.seq !== this.seq) return; // stale
+        this.shownSeq = msg.seq;
+        this.dataset.mode = msg.mode;
+        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings };
+        this.render(msg.hits, msg.query);
+        this.dispatchEvent(new CustomEvent('cairn-results', {
+          detail: { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings },
+        }));
+        break;
+      case 'search-error':
+        if (msg.seq === this.seq) this.render([], this.input.value, msg.message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  query() {
+    const q = this.input.value;
+    this.seq += 1;
+    if (!q.trim()) {
+      this.shownSeq = this.seq;
+      this.render([], '');
+      return;
+    }
+    this.worker?.postMessage({
+      type: 'search',
+      seq: this.seq,
+      query: q,
+      k: this.resultCount,
+      mode: this.getAttribute('mode') || 'hybrid',
+    });
+  }
+
+  render(hits, query, error) {
+    this.hits = hits;
+    this.select(-1);
+    this.list.replaceChildren();
+    hits.forEach((hit, i) => {
+      const li = document.createElement('li');
+      li.id = `${this.uid}-opt-${i}`;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', 'false');
+      li.dataset.why = hit.why;
+      const a = document.createElement('a');
+      const href = safeHref(hit.url, hit.anchor);
+      if (href) a.href = href;
+      a.tabIndex = -1;
+      const title = document.createElement('span');
+      title.className = 'title';
+      title.textContent = hit.title || hit.url || hit.id;
+      a.append(title);
+      if (hit.heading && hit.heading !== hit.title) {
+        const h = document.createElement('span');
+        h.className = 'heading';
+        h.textContent = ` › ${hit.heading}`;
+        a.append(h);
+      }
+      const badge = document.createElement('span');
+      badge.className = `badge ${hit.why}`;
+      badge.textContent = BADGE[hit.why] || hit.why;
+      a.append(badge);
+      const ex = document.createElement('span');
+      ex.className = 'excerpt';
+      appendMarked(ex, hit.excerpt || '', hit.marks);
+      a.append(ex);
+      li.append(a);
+      li.addEventListener('mousedown', (e) => e.preventDefault()); // keep focus in the input
+      this.list.append(li);
+    });
+    if (!hits.length && query.trim()) {
+      const li = document.createElement('li');
+      li.className = 'empty';
+      li.textContent = error ? `Search failed: ${error}` : 'No results';
+      this.list.append(li);
+    }
+    this.open(query.trim() !== '');
+  }
+
+  open(yes) {
+    this.list.hidden = !yes;
+    this.input.setAttribute('aria-expanded', String(yes));
+    if (!yes) this.select(-1);
+  }
+
+  select(i) {
+    this.active = i;
+    [...this.list.children].forEach((li, j) => li.setAttribute('aria-selected', String(j === i)));
+    const li = i >= 0 ? this.list.children[i] : null;
+    if (li) {
+      this.input.setAttribute('aria-activedescendant', li.id);
+      li.scrollIntoView({ block: 'nearest' });
+    } else {
+      this.input.removeAttribute('aria-activedescendant');
+    }
+  }
+
+  move(delta) {
+    if (!this.hits.length) return;
+    this.open(true);
+    const n = this.hits.length;
+    this.select(this.active < 0 ? (delta > 0 ? 0 : n - 1) : (this.active + delta + n) % n);
+  }
+
+  onKey(e) {
+    if (e.key === 'ArrowDown') {
+      e.preventDefault();
+      this.move(1);
+    } else if (e.key === 'ArrowUp') {
+      e.preventDefault();
+      this.move(-1);
+    } else if (e.key === 'Enter') {
+      const li = this.list.children[this.active >= 0 ? this.active : 0];
+      const a = li && li.querySelector('a[href]');
+      if (a && this.hits.length) {
+        e.preventDefault();
+        a.click();
+      }
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      if (!this.list.hidden) this.open(false);
+      else {
+        this.input.value = '';
+        this.query();
+      }
+    }
+  }
+
+  globalKey(e) {
+    const t = e.composedPath()[0];
+    const typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    const slash = e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey;
+    const ctrlK = (e.ctrlKey || e.metaKey) && (e.key === 'k' || e.key === 'K');
+    if (slash || ctrlK) {
+      e.preventDefault();
+      this.input.focus();
+      this.input.select();
+    }
+  }
+}
+
+if (!customElements.get('cairn-search')) customElements.define('cairn-search', CairnSearch);
+export { CairnSearch };

@@ -1,0 +1,283 @@
+// Cairn's worker: fetches, caches and verifies the index and the model, and runs every search
+// in the wasm engine, so the page only renders.
+//
+// Messages from the page:
+//   { type: 'init', base, backend }   base: absolute URL of the index folder (cairn-entry.json);
+//                                     backend: 'auto' (default), 'webgpu' or 'cpu'
+//   { type: 'search', seq, query, k, mode }
+//   { type: 'retry' }                 fetch again whatever failed (index or model)
+// Messages to the page:
+//   { type: 'progress', what: 'index' | 'model', loaded, total }
+//   { type: 'state', state: 'loading' | 'keyword' | 'ready' | 'error', message, detail }
+//   { type: 'results', seq, query, mode, hits, backend, timings: { encodeMs, searchMs } }
+//   { type: 'search-error', seq, message }
+
+import init, { Engine } from './cairn.js';
+
+const CACHE_NAME = 'cairn-v1';
+const MANIFEST = 'cairn-entry.json';
+
+let engine = null;
+let base = null;
+let manifest = null;
+let indexReady = false;
+let modelState = 'none'; // none | loading | ready | failed
+let pending = null; // the latest search not yet run
+let scheduled = false;
+let lastQuery = null;
+let running = false;
+let backendPref = 'auto';
+let gpuReport = null;
+
+const post = (msg) => self.postMessage(msg);
+const now = () => performance.now();
+
+function state(s, message, detail = {}) {
+  post({ type: 'state', state: s, message, detail });
+}
+
+async function openCache() {
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null; // Cache API unavailable (opaque origin, private mode): network only.
+  }
+}
+
+// Reads a response body with progress messages.
+async function readWithProgress(response, what, expected) {
+  const total = Number(response.headers.get('content-length')) || expected || 0;
+  if (!response.body || !response.body.getReader) {
+    const buf = new Uint8Array(await response.arrayBuffer());
+    post({ type: 'progress', what, loaded: buf.length, total: buf.length });
+    return buf;
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  let lastPost = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    if (now() - lastPost > 100) {
+      lastPost = now();
+      post({ type: 'progress', what, loaded, total: Math.max(total, loaded) });
+    }
+  }
+  post({ type: 'progress', what, loaded, total: loaded });
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+// A content-hashed file: from the cache when there, else from the network (then cached).
+// `use(bytes)` parses it; if a cached copy fails to parse it is evicted and fetched again.
+async function loadHashed(name, what, expected, use) {
+  const url = new URL(name, base).href;
+  const cache = await openCache();
+  if (cache) {
+    const hit = await cache.match(url);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      post({ type: 'progress', what, loaded: bytes.length, total: bytes.length, cached: true });
+      try {
+        return use(bytes);
+      } catch (e) {
+        console.warn(`cairn: cached ${name} is damaged (${e.message}); fetching it again`);
+        await cache.delete(url);
+      }
+    }
+  }
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`${name}: HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  const bytes = await readWithProgress(response, what, expected);
+  const result = use(bytes); // throws on a corrupt download: nothing is cached then
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+    } catch (e) {
+      console.warn(`cairn: could not cache ${name}: ${e.message}`);
+    }
+  }
+  return result;
+}
+
+// The manifest names the current files: always revalidated, from the cache when offline.
+async function loadManifest() {
+  const url = new URL(MANIFEST, base).href;
+  const cache = await openCache();
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-cache' });
+  } catch (e) {
+    const cached = cache && (await cache.match(url));
+    if (!cached) throw new Error(`cannot reach ${MANIFEST} (${e.message})`);
+    return cached.json();
+  }
+  if (!response.ok) {
+    throw new Error(`${MANIFEST}: HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  const text = await response.text();
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new Error(`${MANIFEST} is not JSON (is the index URL right?)`);
+  }
+  if (cache) await cache.put(url, new Response(text, { headers: { 'content-type': 'application/json' } }));
+  return m;
+}
+
+// Removes cached files of earlier builds of this index folder.
+async function pruneCache() {
+  const cache = await openCache();
+  if (!cache || !manifest) return;
+  const keep = new Set([MANIFEST, manifest.index, manifest.model].map((n) => new URL(n, base).href));
+  for (const req of await cache.keys()) {
+    if (req.url.startsWith(base) && !keep.has(req.url)) await cache.delete(req);
+  }
+}
+
+async function loadIndex() {
+  state('loading', 'Loading the index…');
+  manifest = await loadManifest();
+  if (!manifest || !manifest.index || !manifest.model) {
+    throw new Error(`${MANIFEST} does not name an index and a model`);
+  }
+  await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) => engine.loadIndex(bytes));
+  indexReady = true;
+  state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages });
+  schedule();
+}
+
+function readyDetail() {
+  return { backend: engine.backend, quant: engine.quant, passages: manifest.passages, gpu: gpuReport };
+}
+
+// WebGPU, when the browser has it and the page did not ask for the CPU: calibrated against
+// the CPU in the engine (refused if its results differ, else the faster path per workload).
+async function setUpGpu(bundle) {
+  if (backendPref === 'cpu') {
+    gpuReport = { available: false, reason: 'the CPU was asked for (backend=cpu)' };
+    return;
+  }
+  if (!self.navigator?.gpu) {
+    gpuReport = { available: false, reason: 'WebGPU is not available in this browser' };
+    return;
+  }
+  try {
+    gpuReport = await engine.initGpu(bundle, backendPref);
+  } catch (e) {
+    gpuReport = { available: false, reason: `WebGPU failed: ${e.message}` };
+  }
+}
+
+async function loadModel() {
+  modelState = 'loading';
+  try {
+    let bundle = null;
+    await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => {
+      engine.loadModel(bytes);
+      bundle = bytes;
+    });
+    modelState = 'ready';
+    state('ready', 'Ready', readyDetail());
+    // Upgrade what is on screen to hybrid results.
+    if (lastQuery && !pending) pending = lastQuery;
+    schedule();
+    pruneCache();
+    await setUpGpu(bundle);
+    bundle = null;
+    state('ready', 'Ready', readyDetail());
+  } catch (e) {
+    modelState = 'failed';
+    state('keyword', `Semantic search unavailable: ${e.message}. Keyword search still works.`, {
+      modelError: e.message,
+    });
+  }
+}
+
+async function start() {
+  try {
+    engine = engine || (await init().then(() => new Engine()));
+  } catch (e) {
+    state('error', `Search could not start: ${e.message}`, { fatal: true });
+    return;
+  }
+  try {
+    if (!indexReady) await loadIndex();
+  } catch (e) {
+    state('error', `The search index could not be loaded: ${e.message}`, { indexError: e.message });
+    return;
+  }
+  if (modelState === 'none' || modelState === 'failed') await loadModel();
+}
+
+function schedule() {
+  if (scheduled || running || !pending || !indexReady) return;
+  scheduled = true;
+  // Let queued messages arrive first, so only the newest query runs.
+  setTimeout(runPending, 0);
+}
+
+async function runPending() {
+  scheduled = false;
+  const job = pending;
+  pending = null;
+  if (!job) return;
+  lastQuery = job;
+  running = true;
+  const mode = job.mode || 'hybrid';
+  try {
+    let vector;
+    const t0 = now();
+    if (engine.hasModel && mode !== 'lexical' && job.query.trim() !== '') {
+      vector = await engine.embedQueryAsync(job.query);
+    }
+    const t1 = now();
+    const out = await engine.searchWithAsync(vector, job.query, job.k || 8, mode);
+    const t2 = now();
+    post({
+      type: 'results',
+      seq: job.seq,
+      query: job.query,
+      mode: out.mode,
+      hits: out.hits,
+      backend: vector ? engine.backend : 'cpu',
+      timings: { encodeMs: vector ? t1 - t0 : 0, searchMs: t2 - t1 },
+    });
+  } catch (e) {
+    post({ type: 'search-error', seq: job.seq, message: e.message });
+  }
+  running = false;
+  schedule();
+}
+
+self.onmessage = (event) => {
+  const msg = event.data || {};
+  switch (msg.type) {
+    case 'init':
+      backendPref = ['webgpu', 'cpu'].includes(msg.backend) ? msg.backend : 'auto';
+      base = new URL(msg.base, self.location.href).href;
+      if (!base.endsWith('/')) base += '/';
+      start();
+      break;
+    case 'search':
+      pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode };
+      schedule();
+      break;
+    case 'retry':
+      if (base) start();
+      break;
+    default:
+      break;
+  }
+};
