@@ -1,31 +1,38 @@
-# Cairn: thin targets over cargo and scripts/. See README.md.
+# Cairn: thin targets over cargo, npm and scripts/. See README.md.
 SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 8080
 MODEL := all-minilm-l6-v2
 MODEL_SRC := models/src/all-MiniLM-L6-v2
 BUNDLES := models/$(MODEL)-f32.gguf models/$(MODEL)-q8_0.gguf models/$(MODEL)-q4_0.gguf
+# The demo ships the 4-bit bundle: the smallest download.
+DEMO_BUNDLE := models/$(MODEL)-q4_0.gguf
+# The CLI and the native tests carry the wgpu backend (`cairn index --gpu`, GPU parity tests).
+FEATURES := cli,gpu
 CLI := target/debug/cairn
 RELEASE_CLI := target/release/cairn
+CONVERT_SRC := src/model/convert.rs src/model/quantize.rs src/model/gguf.rs src/model/calibration.txt
+PAPERS_INDEX := www/indexes/papers/cairn-entry.json
 WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-.PHONY: all test test-native test-wasm lint model demo bench-encode clean FORCE
+.PHONY: all test test-native test-wasm test-e2e lint model tools wasm www demo book-index fuzz \
+	bench bench-encode bench-browser eval-scifact clean FORCE
 
 all: model
 
 # The CLI in the dev profile (dependencies optimised, see Cargo.toml): shared with the tests.
 $(CLI): FORCE
-	$(CARGO) build --features cli --bin cairn
+	$(CARGO) build --features $(FEATURES) --bin cairn
 
 $(RELEASE_CLI): FORCE
-	$(CARGO) build --release --features cli --bin cairn
+	$(CARGO) build --release --features $(FEATURES) --bin cairn
 
 $(MODEL_SRC)/model.safetensors:
 	scripts/fetch-model.sh
 
-models/$(MODEL)-%.gguf: $(MODEL_SRC)/model.safetensors | $(CLI)
+models/$(MODEL)-%.gguf: $(MODEL_SRC)/model.safetensors $(CONVERT_SRC) | $(CLI)
 	$(CLI) model convert $(MODEL_SRC) --out $@ --quant $*
 
 # Native vectors of the parity fixture: the browser test checks it reproduces them.
@@ -36,27 +43,70 @@ models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sente
 
 model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl
 
-lint: model
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets --features cli -- -D warnings
-	$(CARGO) clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+# The wasm32 target, wasm-bindgen-cli and the npm packages (skipped when present).
+tools:
+	scripts/install-tools.sh
 
+# The browser engine (pkg/, copied into www/cairn/).
+wasm: tools
+	scripts/build-wasm.sh
+
+# The paper demo's index (the bundled corpus; results link to an in-page abstract view).
+$(PAPERS_INDEX): www/data/papers.jsonl $(DEMO_BUNDLE) $(wildcard src/index/*.rs src/model/*.rs) | $(CLI)
+	$(CLI) index --model $(DEMO_BUNDLE) --jsonl www/data/papers.jsonl \
+		--url-template '#paper-{id}' --out www/indexes/papers
+
+www: model wasm $(PAPERS_INDEX)
+
+demo: www
+	scripts/serve.sh www $(PORT)
+
+# The Rust Book from rustup's docs, indexed and served under www/book/ (see book.html).
+book-index: model wasm
+	scripts/book-index.sh $(DEMO_BUNDLE)
+
+lint: model tools
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --all-targets --features gpu -- -D warnings
+
+# GPU tests run on whatever adapter wgpu finds (Mesa's lavapipe in CI) and say SKIPPED
+# when there is none.
 test-native: model
-	$(CARGO) test --features cli
+	$(CARGO) test --features $(FEATURES)
 
 test-wasm: model
 	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown --test wasm_parity
 
-# The README's test command: lint, native tests, and the wasm tests in headless Chromium.
-test: lint test-native test-wasm
+# End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
+test-e2e: www
+	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost node --test tests/e2e/
 
-demo:
-	scripts/serve.sh www $(PORT)
+# The README's test command: lint, native tests, wasm tests and browser tests in Chromium.
+test: lint test-native test-wasm test-e2e
+
+# Browser benchmark on the SciFact index (built by eval-scifact): see bench/browser.mjs.
+bench-browser: www
+	node bench/browser.mjs target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
+
+# Cairn against its peers (transformers.js, Pagefind, sentence-transformers, bm25s), side by
+# side in one run; installs the peers under bench/ (slow, never in CI).
+bench: www $(RELEASE_CLI)
+	bench/run-all.sh
 
 bench-encode: $(RELEASE_CLI) $(BUNDLES)
 	$(RELEASE_CLI) bench encode --model models/$(MODEL)-f32.gguf --model models/$(MODEL)-q8_0.gguf \
 		--model models/$(MODEL)-q4_0.gguf --write BENCHMARKS.md
 
+eval-scifact: $(RELEASE_CLI) $(BUNDLES)
+	scripts/eval-scifact.sh
+
 clean:
 	$(CARGO) clean
-	rm -rf models pkg
+	rm -rf models pkg node_modules www/indexes www/book www/cairn/cairn.js www/cairn/cairn_bg.wasm
+
+# Fuzz every parser that reads outside bytes (cargo-fuzz, nightly): FUZZ_SECONDS per target.
+FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -1,0 +1,138 @@
+//! Compatibility: files written by this release stay loadable by every later one.
+//!
+//! `tests/fixtures/compat/` holds a frozen bundle (`bundle-v1.gguf`, the micro BERT of
+//! `common::micro_bundle`) and a frozen index of the fixture site made with it
+//! (`index-v1.cairn`), with what searching them gave when they were frozen (`expected-v1.json`).
+//! Never regenerate a frozen version: when a format changes, freeze the new version beside the
+//! old ones (`CAIRN_FREEZE=1 cargo test --features cli --test compat -- --ignored freeze`)
+//! and keep the old files loading.
+
+mod common;
+
+use std::path::PathBuf;
+
+use cairn::index::{build_index, Index, FORMAT_VERSION};
+use cairn::model::BUNDLE_FORMAT_VERSION;
+use cairn::{Encoder, Error, Mode, Role, Searcher};
+use serde_json::{json, Value};
+
+const QUERIES: [&str; 4] = [
+    "how do I share data between threads",
+    "box smart pointer",
+    "<script>alert(1)</script>",
+    "",
+];
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compat")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("tests/fixtures/compat/{name}: {e}"))
+}
+
+/// What the frozen files answer: per query, the passage ids of the hybrid and keyword top 5.
+fn answers(enc: &Encoder, index: &Index) -> Value {
+    let s = Searcher::new(index);
+    let mut out = serde_json::Map::new();
+    for q in QUERIES {
+        let v = enc.embed(&[q], Role::Query).unwrap().remove(0);
+        let ids = |mode| -> Vec<String> {
+            s.search(Some(&v), q, 5, mode)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
+        };
+        out.insert(
+            q.to_string(),
+            json!({ "hybrid": ids(Mode::Hybrid), "lexical": ids(Mode::Lexical) }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Every format version this release must read: 1 up to the current one.
+#[test]
+fn frozen_versions_still_load_and_answer_the_same() {
+    for v in 1..=FORMAT_VERSION.max(BUNDLE_FORMAT_VERSION) {
+        let bundle = dir().join(format!("bundle-v{v}.gguf"));
+        let index = dir().join(format!("index-v{v}.cairn"));
+        assert!(
+            bundle.exists() && index.exists(),
+            "no frozen fixture for format version {v}: freeze one (see this file's header)"
+        );
+        let enc = Encoder::from_bytes(&read(&format!("bundle-v{v}.gguf"))).unwrap();
+        let idx = Index::from_bytes(read(&format!("index-v{v}.cairn"))).unwrap();
+        idx.check_model(enc.fingerprint()).unwrap();
+        assert!(idx.len() >= 5, "frozen index has {} passages", idx.len());
+        let expected: Value =
+            serde_json::from_slice(&read(&format!("expected-v{v}.json"))).unwrap();
+        assert_eq!(
+            answers(&enc, &idx),
+            expected,
+            "format version {v} answers differently"
+        );
+    }
+}
+
+/// The frozen index names the model that made it; a real model is refused with both
+/// fingerprints in the message.
+#[test]
+fn frozen_index_refuses_another_model() {
+    let idx = Index::from_bytes(read("index-v1.cairn")).unwrap();
+    let other = Encoder::from_bytes(&common::tiny_bundle()).unwrap();
+    let err = idx.check_model(other.fingerprint()).unwrap_err();
+    assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&other.fingerprint()[..8]), "{msg}");
+    assert!(msg.contains(&idx.meta().model_fingerprint[..8]), "{msg}");
+}
+
+/// A file from a future release is refused with the version it carries.
+#[test]
+fn future_versions_are_refused_by_name() {
+    let mut bytes = read("index-v1.cairn");
+    bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let Err(err) = Index::from_bytes(bytes) else {
+        panic!("an index of version {} loaded", FORMAT_VERSION + 1)
+    };
+    assert!(
+        matches!(err, Error::UnsupportedIndexVersion { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&(FORMAT_VERSION + 1).to_string()), "{msg}");
+}
+
+/// Writes the current version's fixtures. Run by hand when a format version changes.
+#[cfg(feature = "ingest")]
+#[test]
+#[ignore]
+fn freeze() {
+    if std::env::var_os("CAIRN_FREEZE").is_none() {
+        return;
+    }
+    let v = FORMAT_VERSION;
+    let bundle = common::micro_bundle();
+    let enc = Encoder::from_bytes(&bundle).unwrap();
+    let site = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site");
+    let (passages, _) = cairn::ingest::ingest_site(&site, &Default::default()).unwrap();
+    let texts: Vec<String> = passages.iter().map(|p| p.indexed_text()).collect();
+    let vectors = enc.embed(&texts, Role::Document).unwrap();
+    let bytes = build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name).unwrap();
+    let idx = Index::from_bytes(bytes.clone()).unwrap();
+    std::fs::create_dir_all(dir()).unwrap();
+    for (name, data) in [
+        (format!("bundle-v{v}.gguf"), bundle),
+        (format!("index-v{v}.cairn"), bytes),
+    ] {
+        assert!(
+            !dir().join(&name).exists(),
+            "{name} is frozen: never overwrite it"
+        );
+        std::fs::write(dir().join(name), data).unwrap();
+    }
+    let expected = serde_json::to_string_pretty(&answers(&enc, &idx)).unwrap();
+    std::fs::write(dir().join(format!("expected-v{v}.json")), expected + "\n").unwrap();
+}
