@@ -152,3 +152,43 @@ fn random_byte_flips_never_panic() {
         let _ = Encoder::from_bytes(&b).map(|e| e.embed(&["x"], Role::Query));
     }
 }
+
+/// Found by the `bundle_reader` fuzzer, each made the `tokenizers` crate panic (an `expect`
+/// or an unchecked map lookup) where an error was due: a tokenizer JSON broken inside its
+/// decoder section, and a post-processor template naming a special token it does not define.
+#[test]
+fn fuzz_regressions_are_errors() {
+    for name in [
+        "bundle-tokenizer-decoder-json.gguf",
+        "bundle-template-special-token.gguf",
+        "bundle-template-no-single.gguf",
+    ] {
+        let path = format!(
+            "{}/tests/fixtures/regressions/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        match Encoder::from_bytes(&bytes) {
+            Err(err) => assert!(matches!(err, Error::Tokenizer(_)), "{name}: {err}"),
+            Ok(enc) => {
+                let _ = enc.embed(&["a query"], Role::Query);
+            }
+        }
+    }
+}
+
+/// A Precompiled (SentencePiece) normalizer whose character map is garbage also panics inside
+/// `tokenizers`; Cairn refuses the normalizer by name first.
+#[test]
+fn precompiled_normalizer_is_refused_not_a_panic() {
+    let mut tok: serde_json::Value = serde_json::from_str(&tokenizer_json()).unwrap();
+    tok["normalizer"] = serde_json::json!({
+        "type": "Sequence",
+        "normalizers": [{ "type": "Precompiled", "precompiled_charsmap": "!!not base64!!" }]
+    });
+    let err = cairn::model::parse_tokenizer(&tok.to_string()).unwrap_err();
+    assert!(err.to_string().contains("Precompiled"), "{err}");
+    let err =
+        cairn::model::parse_tokenizer("{\"decoder\": {\"type\": \"WordPiece\",,}}").unwrap_err();
+    assert!(matches!(err, Error::Tokenizer(_)), "{err}");
+}

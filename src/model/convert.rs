@@ -187,8 +187,7 @@ pub fn read_tokenizer_json(dir: &Path) -> Result<String> {
         source,
     })?;
     // Check that the tokenizers crate can load it before writing a bundle around it.
-    let _: tokenizers::Tokenizer = text
-        .parse()
+    super::parse_tokenizer(&text)
         .map_err(|e| Error::Convert(format!("tokenizer.json does not load: {e}")))?;
     Ok(text)
 }

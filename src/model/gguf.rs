@@ -587,9 +587,7 @@ pub fn write_bundle(
         Value::String(tokenizer_json.into()),
     ));
     md.push((keys::WEIGHTS_SHA256, Value::String(fingerprint)));
-    let tok: tokenizers::Tokenizer = tokenizer_json
-        .parse()
-        .map_err(|e| Error::Tokenizer(format!("{e}")))?;
+    let tok = super::parse_tokenizer(tokenizer_json)?;
     for (key, tokname) in [
         (keys::CLS_TOKEN_ID, "[CLS]"),
         (keys::SEP_TOKEN_ID, "[SEP]"),

@@ -229,13 +229,94 @@ pub struct TokenBatch {
     pub mask: Vec<u32>,
 }
 
+/// Parses a `tokenizer.json`, the one way every caller does. The `tokenizers` crate panics
+/// (`expect`) on some malformed input instead of returning an error: on JSON that is not
+/// well formed inside its decoder section, and on a `Precompiled` normalizer whose character
+/// map does not parse (both found by the `bundle_reader` fuzzer). In wasm a panic traps the
+/// module, so the text is checked first: it must be well-formed JSON, and SentencePiece's
+/// `Precompiled` normalizer (never used by the BERT family Cairn runs) is refused.
+pub fn parse_tokenizer(json: &str) -> Result<Tokenizer> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::Tokenizer(format!("the tokenizer is not valid JSON: {e}")))?;
+    fn has_type(v: &serde_json::Value, ty: &str) -> bool {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.get("type").and_then(|t| t.as_str()) == Some(ty)
+                    || m.values().any(|x| has_type(x, ty))
+            }
+            serde_json::Value::Array(a) => a.iter().any(|x| has_type(x, ty)),
+            _ => false,
+        }
+    }
+    if has_type(&value["normalizer"], "Precompiled") {
+        return Err(Error::Tokenizer(
+            "the tokenizer uses SentencePiece's Precompiled normalizer, which Cairn does not \
+             support (it runs BERT-family WordPiece tokenizers)"
+                .into(),
+        ));
+    }
+    check_templates(&value["post_processor"])?;
+    json.parse()
+        .map_err(|e| Error::Tokenizer(format!("cannot load tokenizer: {e}")))
+}
+
+/// `tokenizers` loads a `TemplateProcessing` post-processor without the checks its builder
+/// makes, then panics while encoding when a template names a special token it does not
+/// define, or puts the second sequence in the single-text template (found by the fuzzer).
+fn check_templates(v: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    let bad = |why: String| {
+        Err(Error::Tokenizer(format!(
+            "the tokenizer's post-processor {why}"
+        )))
+    };
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_templates),
+        Value::Object(m) => {
+            if m.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                let specials = m.get("special_tokens").and_then(Value::as_object);
+                for (name, template) in [("single", m.get("single")), ("pair", m.get("pair"))] {
+                    for piece in template
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                    {
+                        if let Some(tok) = piece.get("SpecialToken") {
+                            let id = tok.get("id").and_then(Value::as_str).unwrap_or("");
+                            let known = specials.and_then(|s| s.get(id)).is_some_and(|t| {
+                                let ids = t.get("ids").and_then(Value::as_array);
+                                let toks = t.get("tokens").and_then(Value::as_array);
+                                matches!((ids, toks), (Some(a), Some(b)) if a.len() == b.len())
+                            });
+                            if !known {
+                                return bad(format!(
+                                    "uses special token {id:?}, which it does not define"
+                                ));
+                            }
+                        }
+                        if name == "single"
+                            && piece
+                                .get("Sequence")
+                                .and_then(|s| s.get("id"))
+                                .and_then(Value::as_str)
+                                == Some("B")
+                        {
+                            return bad("puts a second sequence in the single-text template".into());
+                        }
+                    }
+                }
+            }
+            m.values().try_for_each(check_templates)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Loads the bundle's tokenizer and sets the padding and truncation Cairn needs: pad to the
 /// longest text in a batch (not to a fixed length, as some exported tokenizers do) and
 /// truncate at the model's maximum sequence length, as sentence-transformers does.
 pub fn build_tokenizer(json: &str, cfg: &ModelConfig) -> Result<Tokenizer> {
-    let mut tok: Tokenizer = json
-        .parse()
-        .map_err(|e| Error::Tokenizer(format!("cannot load tokenizer: {e}")))?;
+    let mut tok = parse_tokenizer(json)?;
     let pad_id = tok.token_to_id("[PAD]").unwrap_or(0);
     let pad_token = tok
         .id_to_token(pad_id)
