@@ -18,7 +18,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 .PHONY: all test test-native test-wasm test-e2e lint model tools wasm www demo book-index fuzz \
-	bench bench-encode bench-browser eval-scifact clean FORCE
+	bench bench-encode bench-browser bench-gpu eval-scifact clean FORCE
 
 all: model
 
@@ -97,6 +97,12 @@ bench: www $(RELEASE_CLI)
 bench-encode: $(RELEASE_CLI) $(BUNDLES)
 	$(RELEASE_CLI) bench encode --model models/$(MODEL)-f32.gguf --model models/$(MODEL)-q8_0.gguf \
 		--model models/$(MODEL)-q4_0.gguf --write BENCHMARKS.md
+
+# CPU against GPU: native wgpu (lavapipe without a GPU) and WebGPU in Chromium (SwiftShader
+# without a GPU), on the SciFact 4-bit index that eval-scifact builds.
+bench-gpu: $(RELEASE_CLI) www
+	$(RELEASE_CLI) bench gpu --model $(DEMO_BUNDLE) --index target/scifact/q4_0 --write BENCHMARKS.md
+	node bench/gpu-browser.mjs target/scifact/q4_0 --write BENCHMARKS.md
 
 eval-scifact: $(RELEASE_CLI) $(BUNDLES)
 	scripts/eval-scifact.sh

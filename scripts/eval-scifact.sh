@@ -45,9 +45,8 @@ print("|---|---|---:|---:|---:|")
 for quant, mode, secs, line in rows:
     j = json.loads(line)
     print(f"| {quant} | {mode} | {j['ndcg@10']:.4f} | {j['recall@100']:.4f} | {j['queries']} |")
-print("\nReferences on the same qrels, measured with PyTorch and bm25s: BM25 (k1 1.2, b 0.75, "
-      "Snowball, English stop words) 0.696 / 0.928; all-MiniLM-L6-v2 f32 dense 0.660 / 0.932; "
-      "RRF(k=60) of the two 0.712 / 0.957.\n")
+print("\nPeers on the same qrels (bm25s, sentence-transformers f32, their RRF) are measured by "
+      "`make bench`: see the peers-quality section.\n")
 print("Index size and build time (native release build, 2 threads):\n")
 print("| bundle | build (s) | index bytes | bytes per passage | of which: passages | terms + postings | binary codes | int8 rows + scales |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -60,7 +59,7 @@ for quant, mode, secs, line in rows:
     sizes = dict((m.group(1).strip(), int(m.group(2))) for m in re.finditer(r"^([a-z0-9 ]+?)\s+(\d+)\s+[\d.]+$", log, re.M))
     n = int(re.search(r"indexed (\d+) passages", log).group(1))
     total = sizes["index total"]
-    lex = sum(sizes.get(k, 0) for k in ("terms", "term offsets", "posting docs", "posting tfs", "doc lengths"))
+    lex = sum(sizes.get(k, 0) for k in ("terms", "term offsets", "posting docs", "posting offsets", "posting tfs", "doc lengths"))
     dense = sizes.get("int8 rows", 0) + sizes.get("row scales", 0)
     print(f"| {quant} | {secs} | {total:,} | {total / n:.0f} | {sizes['passages'] / n:.0f} | {lex / n:.0f} | {sizes.get('binary codes', 0) / n:.0f} | {dense / n:.0f} |")
 PY

@@ -6,12 +6,13 @@
 //! Never regenerate a frozen version: when a format changes, freeze the new version beside the
 //! old ones (`CAIRN_FREEZE=1 cargo test --features cli --test compat -- --ignored freeze`)
 //! and keep the old files loading.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use std::path::PathBuf;
 
-use cairn::index::{build_index, Index, FORMAT_VERSION};
+use cairn::index::{Index, FORMAT_VERSION};
 use cairn::model::BUNDLE_FORMAT_VERSION;
 use cairn::{Encoder, Error, Mode, Role, Searcher};
 use serde_json::{json, Value};
@@ -120,7 +121,9 @@ fn freeze() {
     let (passages, _) = cairn::ingest::ingest_site(&site, &Default::default()).unwrap();
     let texts: Vec<String> = passages.iter().map(|p| p.indexed_text()).collect();
     let vectors = enc.embed(&texts, Role::Document).unwrap();
-    let bytes = build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name).unwrap();
+    let bytes =
+        cairn::index::build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)
+            .unwrap();
     let idx = Index::from_bytes(bytes.clone()).unwrap();
     std::fs::create_dir_all(dir()).unwrap();
     for (name, data) in [

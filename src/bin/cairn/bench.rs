@@ -197,3 +197,127 @@ pub fn update_section(path: &Path, name: &str, body: &str) -> Result<()> {
     std::fs::write(path, new)?;
     Ok(())
 }
+
+/// `cairn bench gpu`: the CPU and the GPU (wgpu's first adapter) on the same work, through
+/// the calibration the browser runs: single queries, a batch of the index's passages, and
+/// the dense scan over the index. Prints a table and writes the `gpu-native` section.
+#[cfg(feature = "gpu")]
+pub fn gpu(
+    model: &Path,
+    index_dir: &Path,
+    batch: usize,
+    runs: usize,
+    write: Option<&Path>,
+) -> Result<()> {
+    use cairn::gpu::choose::{calibrate, now_ms, Calibration, Preference, SAMPLE_QUERIES};
+    use cairn::gpu::{GpuContext, GpuEncoder, GpuScorer};
+
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let cpu = Encoder::from_bytes(&bytes)?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(index_dir.join("cairn-entry.json"))?)?;
+    let file = manifest["index"]
+        .as_str()
+        .context("manifest names no index")?;
+    let index = cairn::Index::from_bytes(std::fs::read(index_dir.join(file))?)?;
+    index.check_model(cpu.fingerprint())?;
+    let Some(ctx) = pollster::block_on(GpuContext::new())? else {
+        anyhow::bail!("wgpu found no adapter (install Mesa's Vulkan drivers for lavapipe)");
+    };
+    let adapter = ctx.describe();
+    eprintln!("adapter: {adapter}");
+    let gpu = GpuEncoder::new(&ctx, &bytes)?;
+    let view = index.dense();
+    let scorer = GpuScorer::new(&ctx, &view)?;
+    let texts: Vec<String> = index
+        .passages()
+        .iter()
+        .take(batch.max(1))
+        .map(|p| p.indexed_text())
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let run = || -> Result<Calibration> {
+        Ok(pollster::block_on(calibrate(
+            &cpu,
+            &gpu,
+            Some((&scorer, &view)),
+            &refs,
+            Preference::Auto,
+            adapter.clone(),
+            &now_ms,
+        ))?)
+    };
+    run()?; // warm-up: pipelines, caches
+    let mut cals = Vec::new();
+    for i in 0..runs.max(1) {
+        eprintln!("run {}/{}", i + 1, runs.max(1));
+        cals.push(run()?);
+    }
+    let median = |f: &dyn Fn(&Calibration) -> f64| {
+        let mut v: Vec<f64> = cals.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let last = cals.last().unwrap();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| cpu.token_count(t, Role::Document).unwrap_or(0))
+        .sum::<usize>()
+        / refs.len().max(1);
+    let mut md = format!(
+        "Measured {} on {} with `cairn bench gpu` (native release build; CPU: {} threads; \
+         GPU: {adapter}; median of {} calibrations after one warm-up; index {} with {} passages).\n\n",
+        today(),
+        machine(),
+        candle_core::utils::get_num_threads(),
+        cals.len(),
+        index_dir.display(),
+        index.len(),
+    );
+    md.push_str(
+        "| workload | CPU (ms) | GPU (ms) | GPU / CPU | chosen |\n|---|---:|---:|---:|---|\n",
+    );
+    type Field<'a> = &'a dyn Fn(&Calibration) -> f64;
+    let rows: [(&str, Field, Field, String); 3] = [
+        (
+            "one query (mean of the sample queries)",
+            &|c| c.query.cpu_ms,
+            &|c| c.query.gpu_ms,
+            format!("{:?}", last.query_backend),
+        ),
+        (
+            "one passage, in a batch",
+            &|c| c.batch.cpu_ms,
+            &|c| c.batch.gpu_ms,
+            format!("{:?}", last.batch_backend),
+        ),
+        (
+            "dense scan of the index",
+            &|c| c.scan.cpu_ms,
+            &|c| c.scan.gpu_ms,
+            format!("{:?}", last.scan_backend),
+        ),
+    ];
+    for (name, c, g, chosen) in rows {
+        let (c, g) = (median(c), median(g));
+        md.push_str(&format!(
+            "| {name} | {c:.2} | {g:.2} | {:.1}x | {} |\n",
+            g / c.max(1e-9),
+            chosen.to_lowercase()
+        ));
+    }
+    md.push_str(&format!(
+        "\nBatch: {} passages, {tokens} tokens on average. Check: least cosine GPU vs CPU {:.5}, \
+         dense top 10 identical: {}. Sample queries: {}.\n",
+        refs.len(),
+        cals.iter().map(|c| c.min_cosine).fold(1.0, f32::min),
+        cals.iter().all(|c| c.scan_identical),
+        SAMPLE_QUERIES.len()
+    ));
+    println!("{md}");
+    if let Some(path) = write {
+        update_section(path, "gpu-native", &md)?;
+        eprintln!("updated the `gpu-native` section of {}", path.display());
+    }
+    Ok(())
+}

@@ -183,6 +183,25 @@ enum BenchCommand {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// The CPU against the GPU (wgpu's first adapter) on queries, a batch and the dense scan.
+    #[cfg(feature = "gpu")]
+    Gpu {
+        /// The bundle the index was built with.
+        #[arg(long)]
+        model: PathBuf,
+        /// An index folder (`cairn index --out`).
+        #[arg(long)]
+        index: PathBuf,
+        /// Passages of the index embedded as one batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Timed calibrations after the warm-up one.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Replace the gpu-native section of this Markdown file with the results.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -323,6 +342,14 @@ fn main() -> Result<()> {
                 passages,
                 write,
             } => bench::encode(&models, queries, passages, write.as_deref())?,
+            #[cfg(feature = "gpu")]
+            BenchCommand::Gpu {
+                model,
+                index,
+                batch,
+                runs,
+                write,
+            } => bench::gpu(&model, &index, batch, runs, write.as_deref())?,
         },
     }
     Ok(())
