@@ -63,7 +63,7 @@ demo: www
 
 # The Rust Book from rustup's docs, indexed and served under www/book/ (see book.html).
 book-index: model wasm
-	scripts/book-index.sh $(DEMO_BUNDLE)
+	scripts/book-index.sh $(DEMO_BUNDLE) $(CLI) --write BENCHMARKS.md
 
 lint: model tools
 	$(CARGO) fmt --check

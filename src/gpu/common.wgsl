@@ -37,7 +37,10 @@ fn round_to_f16(x: f32) -> f32 {
         return 0.0;
     }
     if (x >= 65520.0) {
-        return bitcast<f32>(0x7f800000u);
+        // Infinity, as half::f16 gives. Built from `x` so that no compiler folds it into a
+        // constant: Chromium's Tint refuses a constant infinity ("value inf cannot be
+        // represented as 'f32'"), where naga accepts it.
+        return bitcast<f32>(0x7f800000u | (bitcast<u32>(x) & 0u));
     }
     let e = i32((bitcast<u32>(x) >> 23u) & 255u) - 127;
     // The f16 spacing at x: 2^(e - 10) for normal f16s, 2^-24 below 2^-14.

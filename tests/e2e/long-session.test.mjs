@@ -22,7 +22,7 @@ import init, { Engine } from '/cairn/cairn.js';
 let seed = 42;
 const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
 const WORDS = ['protein', 'cell', 'cancer', 'gene', 'the', 'of', 'risk', 'model', 'ünïcödé', '中文检索', 'émigré',
-  '🦀', 'مرحبا', 'дом', 'AND', 'NOT', '"quoted"', '-', '<script>alert(1)</script>', '\\u0000', 'x'.repeat(40)];
+  '🦀', 'مرحبا', 'дом', 'AND', 'NOT', '"quoted"', '-', '<script>alert(1)<\\/script>', '\\u0000', 'x'.repeat(40)];
 function query(i) {
   if (i % 97 === 0) return '';
   if (i % 89 === 0) return '   ';
@@ -73,9 +73,10 @@ test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, 
   const browser = await launch();
   try {
     const page = await newPage(await browser.newContext());
-    page.setDefaultTimeout(1800000);
     await page.goto(new URL('long.html', server.url).href);
-    await page.waitForFunction(() => window.ready === true);
+    await page.waitForFunction(() => window.ready === true, null, { timeout: 60000 });
+    assert.deepEqual(page.errors, []);
+    page.setDefaultTimeout(1800000);
     const out = await page.evaluate(([n, w]) => window.run(n, w), [N, WARMUP]);
     const mb = (b) => (b / 1048576).toFixed(1);
     console.log(`long session on ${path.relative(ROOT, indexDir)}: ${out.answered}/${N} answered in ${(out.ms / 1000).toFixed(1)} s ` +
