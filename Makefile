@@ -88,6 +88,7 @@ test: lint test-native test-wasm test-e2e
 # Browser benchmark on the SciFact index (built by eval-scifact): see bench/browser.mjs.
 bench-browser: www
 	node bench/browser.mjs target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
+	scripts/bytes.sh www/indexes/papers target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
 
 # Cairn against its peers (transformers.js, Pagefind, sentence-transformers, bm25s), side by
 # side in one run; installs the peers under bench/ (slow, never in CI).
