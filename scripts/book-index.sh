@@ -29,7 +29,7 @@ report=target/book-index.md
 {
   echo "Measured $(date -u +%Y-%m-%d) with \`make book-index\` ($cli, bundle $(basename "$bundle"), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end): the Rust Book from $(rustc --version | cut -d' ' -f1-2)'s rust-docs."
   echo
-  echo "| pages read | passages | build (s) | index bytes | model bytes |"
+  echo "| HTML files | passages | build (s) | index bytes | model bytes |"
   echo "|---:|---:|---:|---:|---:|"
   pages=$(find "$book" -name '*.html' | wc -l)
   passages=$(sed -n 's/^indexed \([0-9]*\) passages.*/\1/p' target/book-index.log)
