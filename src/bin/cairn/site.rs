@@ -151,7 +151,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
 
     let n = passages.len() as f64;
     eprintln!(
-        "indexed {} passages in {:.1} s ({:.1} passages/s embedding)",
+        "indexed {} passages in {:.1} s ({:.2} passages/s embedding)",
         passages.len(),
         started.elapsed().as_secs_f64(),
         n / embed_secs.max(1e-9)
