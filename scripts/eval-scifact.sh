@@ -47,7 +47,7 @@ for quant, mode, secs, line in rows:
     print(f"| {quant} | {mode} | {j['ndcg@10']:.4f} | {j['recall@100']:.4f} | {j['queries']} |")
 print("\nPeers on the same qrels (bm25s, sentence-transformers f32, their RRF) are measured by "
       "`make bench`: see the peers-quality section.\n")
-print("Index size and build time (native release build, 2 threads):\n")
+print(f"Index size and build time (native release build, 2 threads; load average {open('/proc/loadavg').read().split()[0]} at the end):\n")
 print("| bundle | build (s) | index bytes | bytes per passage | of which: passages | terms + postings | binary codes | int8 rows + scales |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 seen = set()
