@@ -75,6 +75,29 @@ fn index_truncated_at_every_offset_is_a_typed_error() {
     }
 }
 
+/// Every single-bit flip at every offset, the checksum and trailer included (CI once found
+/// that a flip in the trailer's reserved word loaded).
+#[test]
+fn index_with_any_single_bit_flipped_is_refused() {
+    let (bytes, _) = index_bytes();
+    for at in 0..bytes.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut b = bytes.clone();
+            b[at] ^= bit;
+            match Index::from_bytes(b) {
+                Err(Error::NotAnIndex(_))
+                | Err(Error::CorruptIndex(_))
+                | Err(Error::UnsupportedIndexVersion { .. }) => {}
+                Err(other) => panic!("flip {bit:#04x} at {at}: unexpected error kind: {other}"),
+                Ok(_) => panic!(
+                    "flip {bit:#04x} at {at} of {}: the index loaded",
+                    bytes.len()
+                ),
+            }
+        }
+    }
+}
+
 #[test]
 fn bundle_header_truncated_at_every_offset_is_a_typed_error() {
     // Every offset through the fixed header and the first metadata; sampled beyond (the

@@ -4,9 +4,9 @@
 //! offset 0   magic  b"CAIRNIDX"
 //!        8   u32    format version
 //!       12   u32    section count N
-//!       16   N x { u32 kind, u32 reserved (0), u64 offset, u64 length }
+//!       16   N x { u32 kind, u32 reserved (must be 0), u64 offset, u64 length }
 //!            sections, each starting at a multiple of 8 (zero padding between)
-//!   end - 8  u32    CRC-32 of every byte before it, u32 reserved (0)
+//!   end - 8  u32    CRC-32 of every byte before it, u32 reserved (0; the reader refuses any other value)
 //! ```
 //!
 //! All integers are little-endian. JSON sections hold the metadata, the passage table and the

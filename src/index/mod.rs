@@ -81,6 +81,12 @@ impl Index {
             });
         }
         let body = bytes.len() - TRAILER_LEN;
+        let reserved = u32_at(&bytes, body + 4);
+        if reserved != 0 {
+            return Err(corrupt(format!(
+                "the trailer's reserved word is {reserved:08x}, not 0: the file was altered"
+            )));
+        }
         let recorded = u32_at(&bytes, body);
         let actual = crc32fast::hash(&bytes[..body]);
         if recorded != actual {
@@ -96,6 +102,9 @@ impl Index {
         for i in 0..n {
             let at = HEADER_LEN + i * ENTRY_LEN;
             let kind = u32_at(&bytes, at);
+            if u32_at(&bytes, at + 4) != 0 {
+                return Err(corrupt(format!("section {i}'s reserved word is not 0")));
+            }
             let off = u64_at(&bytes, at + 8);
             let len = u64_at(&bytes, at + 16);
             let end = off.checked_add(len).filter(|&e| e <= body as u64);
