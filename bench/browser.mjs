@@ -7,19 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, startServer, launch, newPage, waitForState } from '../tests/e2e/harness.mjs';
-import { percentile, machine, today, chromiumVersion, updateSection, fmt } from './lib.mjs';
+import { percentile, machine, today, chromiumVersion, updateSection, fmt, opt } from './lib.mjs';
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const write = opt('--write', null);
-const queriesFile = opt('--queries', path.join(ROOT, '../shared/data/scifact/queries.jsonl'));
-const N = Number(opt('--n', '200'));
+const write = opt(args, '--write', null);
+const queriesFile = opt(args, '--queries', path.join(ROOT, '../shared/data/scifact/queries.jsonl'));
+const N = Number(opt(args, '--n', '200'));
 const indexes = args;
 if (!indexes.length) {
   console.error('usage: node bench/browser.mjs INDEX_DIR [...] [--queries FILE] [--write FILE]');

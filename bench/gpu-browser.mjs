@@ -7,18 +7,11 @@
 // usage: node bench/gpu-browser.mjs [INDEX_DIR] [--runs 3] [--write BENCHMARKS.md]
 import path from 'node:path';
 import { ROOT, startServer, launch, newPage } from '../tests/e2e/harness.mjs';
-import { machine, today, chromiumVersion, updateSection, fmt } from './lib.mjs';
+import { machine, today, chromiumVersion, updateSection, fmt, opt } from './lib.mjs';
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const write = opt('--write', null);
-const runs = Number(opt('--runs', '3'));
+const write = opt(args, '--write', null);
+const runs = Number(opt(args, '--runs', '3'));
 const indexDir = path.resolve(args[0] || path.join(ROOT, 'target/scifact/q4_0'));
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>gpu bench</title><link rel="icon" href="data:,">

@@ -44,3 +44,12 @@ export function updateSection(file, name, body) {
 export function fmt(x, digits = 1) {
   return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
 }
+
+// `--name value` from argv (removed from it), or the default.
+export function opt(args, name, dflt) {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+}

@@ -6,14 +6,7 @@ import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { ROOT } from '../tests/e2e/harness.mjs';
 
-// `--name value` from argv (removed from it), or the default.
-export function opt(args, name, dflt) {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-}
+export { opt } from './lib.mjs';
 
 const pkgVersion = (p) => {
   try {
