@@ -28,8 +28,9 @@ fn fixture() -> (Vec<String>, Reference) {
     (s.sentences, r)
 }
 
-/// Checks every sentence against `threshold` and the mean cosine against `mean_threshold`.
-fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) {
+/// Checks every sentence against `threshold` and the mean cosine against `mean_threshold`;
+/// returns the cosines.
+fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) -> Vec<f32> {
     let (sentences, reference) = fixture();
     let enc = Encoder::from_bytes(&read_model_file(file)).expect("bundle loads");
     assert_eq!(enc.dim(), 384);
@@ -38,6 +39,7 @@ fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) {
         .expect("embedding succeeds");
     let mut worst = (f32::MAX, 0);
     let mut sum = 0.0;
+    let mut cosines = Vec::new();
     for (i, (v, r)) in vectors.iter().zip(&reference.embeddings).enumerate() {
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!(
@@ -45,6 +47,7 @@ fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) {
             "{file}: vector {i} has norm {norm}"
         );
         let c = cosine(v, r);
+        cosines.push(c);
         sum += c;
         if c < worst.0 {
             worst = (c, i);
@@ -64,6 +67,7 @@ fn check_bundle(file: &str, threshold: f32, mean_threshold: f32) {
         mean >= mean_threshold,
         "{file}: mean cosine {mean:.6} < {mean_threshold}"
     );
+    cosines
 }
 
 #[test]
@@ -89,17 +93,25 @@ fn q8_0_bundle_matches_sentence_transformers() {
     check_bundle("all-minilm-l6-v2-q8_0.gguf", 0.995, 0.999);
 }
 
-/// The target for the 4-bit bundle is a cosine of 0.98 for every sentence. The mean
-/// reaches it (0.9816 measured, with GPTQ rounding, act-order and bias correction; 0.967 with
-/// importance-weighted rounding alone, 0.95 with candle's); the worst sentences do not: the
-/// empty string (0.932: its vector is the pool of `[CLS]` and `[SEP]` alone, which carry
-/// the model's outlier activations) and 256 repetitions of one word (0.952). Even 5-bit
-/// layers (14.7 MB, over the size budget) leave the empty string at 0.975. This test holds the
-/// per-sentence line at what is achieved, so it cannot silently get worse, and the mean at
-/// the target.
+/// The target for the 4-bit bundle is a cosine of 0.98 for every sentence. Measured
+/// (all-MiniLM-L6-v2, pure `Q4_0`, 13.37 MB): mean 0.9865; 18 of the 20 sentences at 0.985
+/// or more; below the target, the empty string (0.979: its vector is the pool of `[CLS]` and
+/// `[SEP]` alone) and 256 repetitions of one word (0.947). Both are single-token vectors in
+/// effect, where rounding errors do not average out over different tokens. The rounding:
+/// GPTQ with act-order and static groups, bias correction, layer by layer on the partly
+/// quantized model, calibration texts weighted equally whatever their length (0.9816 mean
+/// without the last three; 0.967 with importance-weighted rounding alone, 0.95 with
+/// candle's). `--tensor-quant ffn_up=q4_1` reaches 0.988 mean and 0.964 worst for 0.22 MB
+/// more. This test holds the line at what is achieved, so it cannot silently get worse.
 #[test]
 fn four_bit_bundle_matches_sentence_transformers() {
-    check_bundle("all-minilm-l6-v2-q4_0.gguf", 0.93, 0.98);
+    let cosines = check_bundle("all-minilm-l6-v2-q4_0.gguf", 0.94, 0.985);
+    let at_target = cosines.iter().filter(|&&c| c >= 0.98).count();
+    assert!(
+        at_target >= cosines.len() - 2,
+        "only {at_target} of {} sentences reach 0.98: {cosines:?}",
+        cosines.len()
+    );
 }
 
 /// Padding must not leak into a text's vector. In f32 a text's vector is the same alone or

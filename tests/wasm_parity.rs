@@ -85,7 +85,7 @@ fn four_bit_in_browser_matches_reference_and_native() {
     check(
         include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf"),
         include_str!("../models/parity-native-q4_0.jsonl"),
-        0.93, // the native floor; see tests/parity.rs
+        0.94, // the native floor; see tests/parity.rs
     );
 }
 

@@ -17,12 +17,13 @@ use crate::{Error, Result};
 /// Statistics of one weight matrix's inputs over a calibration run.
 #[derive(Debug, Clone, Default)]
 pub struct InputStats {
-    /// The Gram matrix (`cols x cols`, row-major): the sum of `x x^T` over every input row.
+    /// The Gram matrix (`cols x cols`, row-major): the sum of `x x^T` over the input rows,
+    /// each text's rows weighted by one over its length.
     pub gram: Vec<f64>,
-    /// The sum of the input rows (`cols`).
+    /// The sum of the input rows (`cols`), weighted the same way.
     pub sum: Vec<f64>,
-    /// The number of input rows.
-    pub rows: usize,
+    /// The number of calibration texts (the total weight).
+    pub texts: usize,
 }
 
 /// Per weight matrix (by tensor name), statistics of its inputs. Filled during a
@@ -202,15 +203,19 @@ impl Linear {
             let entry = guard.entry(name.clone()).or_insert_with(|| InputStats {
                 gram: vec![0.0; cols * cols],
                 sum: vec![0.0; cols],
-                rows: 0,
+                texts: 0,
             });
+            // Calibration runs one text per batch: weighting its rows by 1 / length makes
+            // every text count the same. Otherwise a few long passages outweigh the short
+            // queries, whose [CLS]/[SEP] rows are a large share of what a query vector is.
+            let weight = 1.0 / rows.max(1) as f64;
             for (acc, v) in entry.gram.iter_mut().zip(gram) {
-                *acc += v as f64;
+                *acc += weight * v as f64;
             }
             for (acc, v) in entry.sum.iter_mut().zip(sum) {
-                *acc += v as f64;
+                *acc += weight * v as f64;
             }
-            entry.rows += rows;
+            entry.texts += 1;
         }
         Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value as Json;
 
@@ -262,27 +262,26 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
         }
         sources.push((name, shape, t.to_dtype(DType::F32)?));
     }
-    // For 4-bit weights, run the f32 model over calibration text first: the Gram matrix of
-    // each layer's inputs lets GPTQ round the weights for the smallest output error.
-    let grams = if needs_calibration(quant, opts) {
-        calibrate(&config, &tokenizer_json, &sources)?
-    } else {
-        HashMap::new()
+    let choose = |name: &str| {
+        opts.tensor_quant
+            .iter()
+            .find(|(pattern, _)| name.contains(pattern.as_str()))
+            .map(|(_, q)| *q)
+            .unwrap_or_else(|| default_quant(name, quant))
     };
-    let mut tensors = Vec::new();
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
     // Bias corrections of 4-bit layers, applied when their bias (written next) comes up.
     let mut bias_delta: HashMap<String, Vec<f32>> = HashMap::new();
-    for (name, shape, t) in sources {
+    let mut quantize_one = |name: String,
+                            shape: &[usize],
+                            t: Tensor,
+                            stats: Option<&super::bert::InputStats>,
+                            tensors: &mut Vec<(String, QTensor)>|
+     -> Result<()> {
         if shape.len() == 2 {
-            let chosen = opts
-                .tensor_quant
-                .iter()
-                .find(|(pattern, _)| name.contains(pattern.as_str()))
-                .map(|(_, q)| *q)
-                .unwrap_or_else(|| default_quant(&name, quant));
-            match (chosen.dtype_for_row(shape[1]), grams.get(&name)) {
-                (GgmlDType::Q4_0, Some(st)) => {
-                    let (weight, delta) = quantize_4bit_layer(&t, st)?;
+            match (choose(&name).dtype_for_row(shape[1]), stats) {
+                (dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1), Some(st)) => {
+                    let (weight, delta) = quantize_4bit_layer(&t, st, dtype)?;
                     let prefix = name.strip_suffix(".weight").unwrap_or(&name);
                     bias_delta.insert(format!("{prefix}.bias"), delta);
                     tensors.push((name, weight));
@@ -300,6 +299,48 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
             // Biases and norm parameters are tiny: kept in f32, as llama.cpp does.
             tensors.push((name, QTensor::quantize(&t, GgmlDType::F32)?));
         }
+        Ok(())
+    };
+    if !needs_calibration(quant, opts) {
+        for (name, shape, t) in sources {
+            quantize_one(name, &shape, t, None, &mut tensors)?;
+        }
+        return gguf::write_bundle(&config, &tokenizer_json, quant, &tensors);
+    }
+    // 4-bit weights are rounded by GPTQ, which needs the Gram matrix of each layer's inputs
+    // over calibration text. Layer by layer ("sequential" GPTQ): the embeddings are
+    // quantized first, then each encoder layer is calibrated on the model whose earlier
+    // layers are already quantized, so it also corrects the error they pass on.
+    let layer_of = |name: &str| -> Option<usize> {
+        name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+    };
+    let groups: Vec<Option<usize>> = std::iter::once(None)
+        .chain((0..config.num_layers).map(Some))
+        .collect();
+    let mut pending = sources;
+    for group in groups {
+        let (now, later): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(name, _, _)| layer_of(name) == group);
+        pending = later;
+        let needs_stats = now.iter().any(|(name, _, _)| name.starts_with("blk."));
+        let stats = if needs_stats {
+            // The model as it stands: what is done, quantized; the rest in f32.
+            let mut model: Vec<(String, QTensor)> = tensors
+                .iter()
+                .map(|(n, t)| Ok((n.clone(), requantize_for_calibration(t)?)))
+                .collect::<Result<_>>()?;
+            for (n, _, t) in now.iter().chain(pending.iter()) {
+                model.push((n.clone(), QTensor::quantize(t, GgmlDType::F32)?));
+            }
+            calibrate(&config, &tokenizer_json, model)?
+        } else {
+            HashMap::new()
+        };
+        for (name, shape, t) in now {
+            let st = stats.get(&name);
+            quantize_one(name, &shape, t, st, &mut tensors)?;
+        }
     }
     gguf::write_bundle(&config, &tokenizer_json, quant, &tensors)
 }
@@ -307,10 +348,17 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
 /// Quantizes a weight matrix to 4 bits with its calibration statistics: GPTQ rounding, then
 /// bias correction (the mean output shift that rounding leaves, `(W - Q) E[x]`, is folded
 /// into the bias). Returns the tensor and what to add to the bias.
-fn quantize_4bit_layer(t: &Tensor, st: &super::bert::InputStats) -> Result<(QTensor, Vec<f32>)> {
+fn quantize_4bit_layer(
+    t: &Tensor,
+    st: &super::bert::InputStats,
+    dtype: GgmlDType,
+) -> Result<(QTensor, Vec<f32>)> {
     let (rows, cols) = t.dims2()?;
-    let weight = super::quantize::gptq_q4_0(t, &st.gram, st.rows)?;
-    let n = st.rows.max(1) as f64;
+    let weight = match dtype {
+        GgmlDType::Q4_1 => super::quantize::gptq_q4_1(t, &st.gram, st.texts)?,
+        _ => super::quantize::gptq_q4_0(t, &st.gram, st.texts)?,
+    };
+    let n = st.texts.max(1) as f64;
     let mean: Vec<f64> = st.sum.iter().map(|s| s / n).collect();
     let orig: Vec<f32> = t.flatten_all()?.to_vec1()?;
     let deq: Vec<f32> = weight.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
@@ -337,25 +385,27 @@ fn default_quant(name: &str, quant: Quant) -> Quant {
     }
 }
 
+/// A copy of a finished tensor for a calibration model (QTensor is not `Clone`).
+fn requantize_for_calibration(t: &QTensor) -> Result<QTensor> {
+    let storage = QStorage::from_data(t.data()?, &Device::Cpu, t.dtype())?;
+    Ok(QTensor::new(storage, t.shape().clone())?)
+}
+
 fn needs_calibration(quant: Quant, opts: &ConvertOptions) -> bool {
-    let four_bit = |q: Quant| q.dtype_for_row(32) == GgmlDType::Q4_0;
+    let four_bit = |q: Quant| matches!(q.dtype_for_row(32), GgmlDType::Q4_0 | GgmlDType::Q4_1);
     four_bit(quant) || opts.tensor_quant.iter().any(|(_, q)| four_bit(*q))
 }
 
 /// Text for the calibration run: varied prose, queries and code, kept apart from the tests.
 const CALIBRATION: &str = include_str!("calibration.txt");
 
-/// Runs the f32 model over [`CALIBRATION`] and returns, per weight matrix, statistics of
-/// its inputs.
+/// Runs the model made of `tensors` over [`CALIBRATION`] and returns, per weight matrix,
+/// statistics of its inputs.
 fn calibrate(
     config: &ModelConfig,
     tokenizer_json: &str,
-    sources: &[(String, Vec<usize>, Tensor)],
+    tensors: Vec<(String, QTensor)>,
 ) -> Result<HashMap<String, super::bert::InputStats>> {
-    let tensors = sources
-        .iter()
-        .map(|(n, _, t)| Ok((n.clone(), QTensor::quantize(t, GgmlDType::F32)?)))
-        .collect::<Result<Vec<_>>>()?;
     let f32_bundle = gguf::write_bundle(config, tokenizer_json, Quant::F32, &tensors)?;
     let stats: super::bert::ActivationStats = Default::default();
     let enc = super::Encoder::with_activation_stats(&f32_bundle, stats.clone())?;
@@ -364,6 +414,10 @@ fn calibrate(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .collect();
+    // The empty text too: a query vector is largely its [CLS] and [SEP] rows, and this
+    // input is nothing else.
+    let mut texts = texts;
+    texts.push("");
     // One text per batch: padding rows would pollute the statistics.
     enc.embed_batched(&texts, super::Role::Document, 1)?;
     if config.query_prompt != config.document_prompt {

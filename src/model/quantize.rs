@@ -12,6 +12,11 @@
 //!   each rounding error is spread over the columns not yet rounded, weighted by the inverse
 //!   of the Gram matrix `H = X^T X` of the layer's calibration inputs, so the error the layer's
 //!   *outputs* see is minimised rather than the error of each weight ([`gptq_q4_0`]).
+//!   The same rounding writes `Q4_1` (a scale and a minimum per block, 5 bits a weight) for
+//!   tensors the user asks to store that way ([`gptq_q4_1`]).
+//!
+//! `convert` feeds GPTQ layer by layer, each layer's statistics taken on the model whose
+//! earlier layers are already quantized, with every calibration text weighted equally.
 
 use std::borrow::Cow;
 
@@ -85,6 +90,74 @@ fn best_block(x: &[f32], w: &[f32]) -> (f32, [i8; QK]) {
         if err < best_err {
             best_err = err;
             best = (d16, l);
+        }
+    }
+    best
+}
+
+/// Quantizes a block to levels in `0..=15` as `x ~ d * l + m` with the `(d, m)` that
+/// minimise `sum w_i (x_i - d l_i - m)^2` (a search over shrunk ranges, each refitted by
+/// weighted least squares, as llama.cpp's `make_qkx2_quants` does). Returns `(d, m)` as
+/// stored (f16).
+fn best_block_q4_1(x: &[f32], w: &[f32]) -> (f32, f32) {
+    let (min, max) = x
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if max - min <= 0.0 {
+        let m = f16::from_f32(min).to_f32();
+        return (0.0, m);
+    }
+    let err_of = |d: f32, m: f32| -> f32 {
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        (0..QK)
+            .map(|i| {
+                let q = ((x[i] - m) * id).round().clamp(0.0, 15.0);
+                let e = x[i] - (d * q + m);
+                w[i] * e * e
+            })
+            .sum()
+    };
+    let round16 = |d: f32, m: f32| (f16::from_f32(d).to_f32(), f16::from_f32(m).to_f32());
+    let mut best = round16((max - min) / 15.0, min);
+    let mut best_err = err_of(best.0, best.1);
+    for step in 0..=20 {
+        // Candidate ranges: the full range, then ranges that clip the extremes a little.
+        let shrink = 1.0 - 0.01 * step as f32;
+        let (lo, hi) = (min * shrink, max * shrink);
+        let mut d = (hi - lo) / 15.0;
+        let mut m = lo;
+        for _ in 0..3 {
+            if d <= 0.0 {
+                break;
+            }
+            let id = 1.0 / d;
+            // Weighted least squares of x on (l, 1) for the current levels.
+            let (mut sw, mut sl, mut sl2, mut sx, mut slx) = (0f32, 0f32, 0f32, 0f32, 0f32);
+            for i in 0..QK {
+                let l = ((x[i] - m) * id).round().clamp(0.0, 15.0);
+                sw += w[i];
+                sl += w[i] * l;
+                sl2 += w[i] * l * l;
+                sx += w[i] * x[i];
+                slx += w[i] * l * x[i];
+            }
+            let det = sw * sl2 - sl * sl;
+            if det <= 0.0 {
+                break;
+            }
+            d = (sw * slx - sl * sx) / det;
+            m = (sl2 * sx - sl * slx) / det;
+        }
+        if d <= 0.0 || !d.is_finite() || !m.is_finite() {
+            continue;
+        }
+        let (d16, m16) = round16(d, m);
+        let err = err_of(d16, m16);
+        if err < best_err {
+            best_err = err;
+            best = (d16, m16);
         }
     }
     best
@@ -197,6 +270,16 @@ fn inverse_cholesky_upper(h: &[f64], n: usize) -> Option<Vec<f64>> {
 /// of the layer. Falls back to [`quantize_q4_0`] (importance-weighted only) if the Gram
 /// matrix cannot be factorised.
 pub fn gptq_q4_0(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
+    gptq(t, gram, samples, GgmlDType::Q4_0)
+}
+
+/// GPTQ rounding to `Q4_1` (a scale and a minimum per 32-value block: 5 bits a weight),
+/// as [`gptq_q4_0`] does for `Q4_0`.
+pub fn gptq_q4_1(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
+    gptq(t, gram, samples, GgmlDType::Q4_1)
+}
+
+fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QTensor> {
     let (rows, cols) = t.dims2()?;
     if !cols.is_multiple_of(QK) || gram.len() != cols * cols || samples == 0 {
         return Err(crate::Error::InvalidArgument(format!(
@@ -229,8 +312,12 @@ pub fn gptq_q4_0(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
         .map(|(i, j)| h[i * cols + j])
         .collect();
     let Some(u) = inverse_cholesky_upper(&permuted, cols) else {
-        return quantize_q4_0(t, Some(&importance));
+        return match dtype {
+            GgmlDType::Q4_0 => quantize_q4_0(t, Some(&importance)),
+            _ => Ok(QTensor::quantize(t, dtype)?),
+        };
     };
+    let asymmetric = dtype == GgmlDType::Q4_1;
     let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
     let blocks = cols / QK;
     let quantize_row = |r: usize| -> Vec<u8> {
@@ -245,34 +332,46 @@ pub fn gptq_q4_0(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
         }
         // Static groups: every block's scale is fitted to the original weights first, so
         // columns can then be rounded in any order.
-        let scales: Vec<f32> = (0..blocks)
+        let scales: Vec<(f32, f32)> = (0..blocks)
             .map(|b| {
                 let block: Vec<f32> = w[b * QK..(b + 1) * QK].iter().map(|&x| x as f32).collect();
-                best_block(&block, &importance[b * QK..(b + 1) * QK]).0
+                let imp = &importance[b * QK..(b + 1) * QK];
+                if asymmetric {
+                    best_block_q4_1(&block, imp)
+                } else {
+                    (best_block(&block, imp).0, 0.0)
+                }
             })
             .collect();
+        let (lo, hi) = if asymmetric { (0.0, 15.0) } else { (-8.0, 7.0) };
         let mut levels = vec![0i8; cols];
         // Columns in order of decreasing input energy ("act-order"): the columns that
         // multiply the largest activations are rounded first, and their errors are spread
         // over the many columns still free to absorb them.
         for (p, &j) in order.iter().enumerate() {
-            let d = scales[j / QK] as f64;
+            let (d, m) = scales[j / QK];
+            let (d, m) = (d as f64, m as f64);
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let q = (w[j] * id).round().clamp(-8.0, 7.0);
+            let q = ((w[j] - m) * id).round().clamp(lo, hi);
             levels[j] = q as i8;
-            let err = (w[j] - q * d) / u[p * cols + p];
+            let err = (w[j] - (q * d + m)) / u[p * cols + p];
             let urow = &u[p * cols..(p + 1) * cols];
             for pk in p + 1..cols {
                 w[order[pk]] -= err * urow[pk];
             }
         }
-        let mut out = Vec::with_capacity(blocks * BLOCK_BYTES);
-        for b in 0..blocks {
-            out.extend_from_slice(&f16::from_f32(scales[b]).to_le_bytes());
+        // Q4_0 blocks: f16 d, 16 bytes of nibbles (level + 8); Q4_1: f16 d, f16 m, nibbles.
+        let offset = if asymmetric { 0 } else { 8 };
+        let mut out = Vec::with_capacity(blocks * (BLOCK_BYTES + 2));
+        for (b, (d, m)) in scales.iter().enumerate() {
+            out.extend_from_slice(&f16::from_f32(*d).to_le_bytes());
+            if asymmetric {
+                out.extend_from_slice(&f16::from_f32(*m).to_le_bytes());
+            }
             let l = &levels[b * QK..(b + 1) * QK];
             for j in 0..QK / 2 {
-                let lo = (l[j] + 8) as u8;
-                let hi = (l[j + QK / 2] + 8) as u8;
+                let lo = (l[j] + offset) as u8;
+                let hi = (l[j + QK / 2] + offset) as u8;
                 out.push(lo | (hi << 4));
             }
         }
@@ -284,7 +383,7 @@ pub fn gptq_q4_0(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
         .map(quantize_row)
         .collect::<Vec<_>>()
         .concat();
-    let storage = QStorage::from_data(Cow::Owned(out), &Device::Cpu, GgmlDType::Q4_0)?;
+    let storage = QStorage::from_data(Cow::Owned(out), &Device::Cpu, dtype)?;
     Ok(QTensor::new(storage, (rows, cols))?)
 }
 
@@ -360,6 +459,17 @@ mod tests {
             "{} vs {}",
             out_err(&gptq),
             out_err(&plain)
+        );
+        // The asymmetric variant: ordinary Q4_1 blocks, better placed than candle's.
+        let gptq1 = gptq_q4_1(&t, &gram, n).unwrap();
+        let plain1 = QTensor::quantize(&t, GgmlDType::Q4_1).unwrap();
+        assert_eq!(gptq1.dtype(), GgmlDType::Q4_1);
+        assert_eq!(gptq1.shape().dims(), &[rows, cols]);
+        assert!(
+            out_err(&gptq1) < 0.5 * out_err(&plain1),
+            "{} vs {}",
+            out_err(&gptq1),
+            out_err(&plain1)
         );
     }
 
