@@ -3,7 +3,8 @@
 to measure activation statistics (GPTQ-style 4-bit rounding).
 
 Varied on purpose and kept apart from every evaluation set (not SciFact, not the Rust Book,
-not the parity fixture): hand-written prose and queries (scripts/calibration-seed.txt),
+not the parity fixture): hand-written prose and queries (scripts/calibration-seed.txt and,
+last, scripts/calibration-tail.txt),
 every 12th abstract of the demo corpus and the other titles
 (short inputs, like the queries a browser encodes), and paragraphs of the Cargo Book, the Rustonomicon
 and Rust by Example as installed by `rustup component add rust-docs` (MIT/Apache-2.0).
@@ -66,4 +67,7 @@ blocks += [f"{p['title']} {p['text']}" for p in papers[::12]]
 blocks += [p["title"] for i, p in enumerate(papers) if i % 12 != 0]
 for name, every in (("cargo", 30), ("nomicon", 20), ("rust-by-example", 60)):
     blocks += book_paragraphs(docs / name, every)
+# Last, what the first 4-bit measurements showed was missing: other scripts and languages,
+# repetitive text, and one-word queries (scripts/calibration-tail.txt).
+blocks += [b.strip() for b in (root / "scripts/calibration-tail.txt").read_text().split("\n\n")]
 print("\n\n".join(b for b in blocks if b))
