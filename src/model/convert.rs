@@ -391,7 +391,8 @@ fn requantize_for_calibration(t: &QTensor) -> Result<QTensor> {
     Ok(QTensor::new(storage, t.shape().clone())?)
 }
 
-fn needs_calibration(quant: Quant, opts: &ConvertOptions) -> bool {
+/// Whether converting at `quant` with `opts` runs the calibration passes (4-bit weights).
+pub fn needs_calibration(quant: Quant, opts: &ConvertOptions) -> bool {
     let four_bit = |q: Quant| matches!(q.dtype_for_row(32), GgmlDType::Q4_0 | GgmlDType::Q4_1);
     four_bit(quant) || opts.tensor_quant.iter().any(|(_, q)| four_bit(*q))
 }

@@ -231,6 +231,12 @@ fn main() -> Result<()> {
                     max_seq_length,
                     tensor_quant,
                 };
+                if cairn::model::convert::needs_calibration(quant, &opts) {
+                    eprintln!(
+                        "4-bit weights: calibrating layer by layer over the built-in text \
+                         (about five minutes for a MiniLM-sized model on two cores)"
+                    );
+                }
                 let bytes = convert_folder(&folder, quant, &opts)
                     .with_context(|| format!("converting {}", folder.display()))?;
                 // Load what was written, so a broken bundle never leaves this command.
