@@ -12,8 +12,8 @@
 //!   each rounding error is spread over the columns not yet rounded, weighted by the inverse
 //!   of the Gram matrix `H = X^T X` of the layer's calibration inputs, so the error the layer's
 //!   *outputs* see is minimised rather than the error of each weight ([`gptq_q4_0`]).
-//!   The same rounding writes `Q4_1` (a scale and a minimum per block, 5 bits a weight) for
-//!   tensors the user asks to store that way ([`gptq_q4_1`]).
+//!   The same rounding writes `Q4_1`, `Q5_0` and `Q5_1` (a minimum per block and/or a fifth
+//!   bit per weight) for tensors stored that way ([`gptq`]).
 //!
 //! `convert` feeds GPTQ layer by layer, each layer's statistics taken on the model whose
 //! earlier layers are already quantized, with every calibration text weighted equally.
@@ -33,6 +33,12 @@ const BLOCK_BYTES: usize = 2 + QK / 2;
 /// Quantizes a block to levels in `-8..=7` with the scale that minimises
 /// `sum w_i (x_i - d * l_i)^2`. Returns `(d, levels)`.
 fn best_block(x: &[f32], w: &[f32]) -> (f32, [i8; QK]) {
+    best_block_sym(x, w, 8)
+}
+
+/// [`best_block`] for levels in `-nmax..nmax` (`nmax` 8 for `Q4_0`, 16 for `Q5_0`).
+fn best_block_sym(x: &[f32], w: &[f32], nmax: i32) -> (f32, [i8; QK]) {
+    let (lo_level, hi_level) = (-(nmax as f32), (nmax - 1) as f32);
     let mut amax = 0f32;
     let mut max = 0f32;
     for &v in x {
@@ -48,11 +54,11 @@ fn best_block(x: &[f32], w: &[f32]) -> (f32, [i8; QK]) {
     let mut best_err = f32::INFINITY;
     // Candidate inverse scales around candle's default (-8 / max), as in make_qx_quants.
     for step in -18..=18 {
-        let iscale = -(8.0 + 0.1 * step as f32) / max;
+        let iscale = -(nmax as f32 + 0.1 * step as f32) / max;
         let mut l = [0i8; QK];
         let (mut sumlx, mut suml2) = (0f32, 0f32);
         for i in 0..QK {
-            let q = (iscale * x[i]).round().clamp(-8.0, 7.0);
+            let q = (iscale * x[i]).round().clamp(lo_level, hi_level);
             l[i] = q as i8;
             sumlx += w[i] * x[i] * q;
             suml2 += w[i] * q * q;
@@ -69,7 +75,7 @@ fn best_block(x: &[f32], w: &[f32]) -> (f32, [i8; QK]) {
             let id = 1.0 / d;
             let (mut slx, mut sl2) = (0f32, 0f32);
             for i in 0..QK {
-                let q = (id * x[i]).round().clamp(-8.0, 7.0);
+                let q = (id * x[i]).round().clamp(lo_level, hi_level);
                 l[i] = q as i8;
                 slx += w[i] * x[i] * q;
                 sl2 += w[i] * q * q;
@@ -95,11 +101,11 @@ fn best_block(x: &[f32], w: &[f32]) -> (f32, [i8; QK]) {
     best
 }
 
-/// Quantizes a block to levels in `0..=15` as `x ~ d * l + m` with the `(d, m)` that
-/// minimise `sum w_i (x_i - d l_i - m)^2` (a search over shrunk ranges, each refitted by
-/// weighted least squares, as llama.cpp's `make_qkx2_quants` does). Returns `(d, m)` as
-/// stored (f16).
-fn best_block_q4_1(x: &[f32], w: &[f32]) -> (f32, f32) {
+/// Quantizes a block to levels in `0..=top` (15 for `Q4_1`, 31 for `Q5_1`) as
+/// `x ~ d * l + m` with the `(d, m)` that minimise `sum w_i (x_i - d l_i - m)^2` (a search
+/// over shrunk ranges, each refitted by weighted least squares, as llama.cpp's
+/// `make_qkx2_quants` does). Returns `(d, m)` as stored (f16).
+fn best_block_asym(x: &[f32], w: &[f32], top: f32) -> (f32, f32) {
     let (min, max) = x
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
@@ -113,20 +119,20 @@ fn best_block_q4_1(x: &[f32], w: &[f32]) -> (f32, f32) {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         (0..QK)
             .map(|i| {
-                let q = ((x[i] - m) * id).round().clamp(0.0, 15.0);
+                let q = ((x[i] - m) * id).round().clamp(0.0, top);
                 let e = x[i] - (d * q + m);
                 w[i] * e * e
             })
             .sum()
     };
     let round16 = |d: f32, m: f32| (f16::from_f32(d).to_f32(), f16::from_f32(m).to_f32());
-    let mut best = round16((max - min) / 15.0, min);
+    let mut best = round16((max - min) / top, min);
     let mut best_err = err_of(best.0, best.1);
     for step in 0..=20 {
         // Candidate ranges: the full range, then ranges that clip the extremes a little.
         let shrink = 1.0 - 0.01 * step as f32;
         let (lo, hi) = (min * shrink, max * shrink);
-        let mut d = (hi - lo) / 15.0;
+        let mut d = (hi - lo) / top;
         let mut m = lo;
         for _ in 0..3 {
             if d <= 0.0 {
@@ -136,7 +142,7 @@ fn best_block_q4_1(x: &[f32], w: &[f32]) -> (f32, f32) {
             // Weighted least squares of x on (l, 1) for the current levels.
             let (mut sw, mut sl, mut sl2, mut sx, mut slx) = (0f32, 0f32, 0f32, 0f32, 0f32);
             for i in 0..QK {
-                let l = ((x[i] - m) * id).round().clamp(0.0, 15.0);
+                let l = ((x[i] - m) * id).round().clamp(0.0, top);
                 sw += w[i];
                 sl += w[i] * l;
                 sl2 += w[i] * l * l;
@@ -279,7 +285,9 @@ pub fn gptq_q4_1(t: &Tensor, gram: &[f64], samples: usize) -> Result<QTensor> {
     gptq(t, gram, samples, GgmlDType::Q4_1)
 }
 
-fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QTensor> {
+/// GPTQ rounding to any of ggml's 32-value block types with 4 or 5 bits a level
+/// (`Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`).
+pub fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QTensor> {
     let (rows, cols) = t.dims2()?;
     if !cols.is_multiple_of(QK) || gram.len() != cols * cols || samples == 0 {
         return Err(crate::Error::InvalidArgument(format!(
@@ -317,7 +325,20 @@ fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QT
             _ => Ok(QTensor::quantize(t, dtype)?),
         };
     };
-    let asymmetric = dtype == GgmlDType::Q4_1;
+    // Levels and layout of the block types GPTQ writes.
+    let (asymmetric, bits) = match dtype {
+        GgmlDType::Q4_0 => (false, 4u32),
+        GgmlDType::Q4_1 => (true, 4),
+        GgmlDType::Q5_0 => (false, 5),
+        GgmlDType::Q5_1 => (true, 5),
+        other => {
+            return Err(crate::Error::InvalidArgument(format!(
+                "GPTQ writes Q4_0, Q4_1, Q5_0 or Q5_1, not {other:?}"
+            )))
+        }
+    };
+    let top = ((1u32 << bits) - 1) as f32;
+    let half = (1i32 << (bits - 1)) as f32;
     let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
     let blocks = cols / QK;
     let quantize_row = |r: usize| -> Vec<u8> {
@@ -337,13 +358,17 @@ fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QT
                 let block: Vec<f32> = w[b * QK..(b + 1) * QK].iter().map(|&x| x as f32).collect();
                 let imp = &importance[b * QK..(b + 1) * QK];
                 if asymmetric {
-                    best_block_q4_1(&block, imp)
+                    best_block_asym(&block, imp, top)
                 } else {
-                    (best_block(&block, imp).0, 0.0)
+                    (best_block_sym(&block, imp, half as i32).0, 0.0)
                 }
             })
             .collect();
-        let (lo, hi) = if asymmetric { (0.0, 15.0) } else { (-8.0, 7.0) };
+        let (lo, hi) = if asymmetric {
+            (0.0, top as f64)
+        } else {
+            (-half as f64, half as f64 - 1.0)
+        };
         let mut levels = vec![0i8; cols];
         // Columns in order of decreasing input energy ("act-order"): the columns that
         // multiply the largest activations are rounded first, and their errors are spread
@@ -360,19 +385,26 @@ fn gptq(t: &Tensor, gram: &[f64], samples: usize, dtype: GgmlDType) -> Result<QT
                 w[order[pk]] -= err * urow[pk];
             }
         }
-        // Q4_0 blocks: f16 d, 16 bytes of nibbles (level + 8); Q4_1: f16 d, f16 m, nibbles.
-        let offset = if asymmetric { 0 } else { 8 };
-        let mut out = Vec::with_capacity(blocks * (BLOCK_BYTES + 2));
+        // ggml's blocks: f16 d, [f16 m], [u32 of fifth bits], 16 bytes of low nibbles
+        // (value j in the low half of byte j, value j + 16 in the high half). Symmetric
+        // types store level + 8 (Q4_0) or level + 16 (Q5_0).
+        let offset = if asymmetric { 0 } else { half as i32 };
+        let mut out = Vec::with_capacity(blocks * (BLOCK_BYTES + 6));
         for (b, (d, m)) in scales.iter().enumerate() {
             out.extend_from_slice(&f16::from_f32(*d).to_le_bytes());
             if asymmetric {
                 out.extend_from_slice(&f16::from_f32(*m).to_le_bytes());
             }
-            let l = &levels[b * QK..(b + 1) * QK];
+            let u: Vec<u32> = levels[b * QK..(b + 1) * QK]
+                .iter()
+                .map(|&l| (l as i32 + offset) as u32)
+                .collect();
+            if bits == 5 {
+                let qh = (0..QK).fold(0u32, |acc, j| acc | ((u[j] >> 4) & 1) << j);
+                out.extend_from_slice(&qh.to_le_bytes());
+            }
             for j in 0..QK / 2 {
-                let lo = (l[j] + offset) as u8;
-                let hi = (l[j + QK / 2] + offset) as u8;
-                out.push(lo | (hi << 4));
+                out.push(((u[j] & 0xF) | (u[j + QK / 2] & 0xF) << 4) as u8);
             }
         }
         out
@@ -452,25 +484,56 @@ mod tests {
             }
             e
         };
-        let gptq = gptq_q4_0(&t, &gram, n).unwrap();
+        let q4 = gptq_q4_0(&t, &gram, n).unwrap();
         let plain = quantize_q4_0(&t, None).unwrap();
         assert!(
-            out_err(&gptq) < 0.5 * out_err(&plain),
+            out_err(&q4) < 0.5 * out_err(&plain),
             "{} vs {}",
-            out_err(&gptq),
+            out_err(&q4),
             out_err(&plain)
         );
-        // The asymmetric variant: ordinary Q4_1 blocks, better placed than candle's.
-        let gptq1 = gptq_q4_1(&t, &gram, n).unwrap();
-        let plain1 = QTensor::quantize(&t, GgmlDType::Q4_1).unwrap();
-        assert_eq!(gptq1.dtype(), GgmlDType::Q4_1);
-        assert_eq!(gptq1.shape().dims(), &[rows, cols]);
-        assert!(
-            out_err(&gptq1) < 0.5 * out_err(&plain1),
-            "{} vs {}",
-            out_err(&gptq1),
-            out_err(&plain1)
-        );
+        // The other block types: ordinary ggml blocks (read back by candle's dequantizer),
+        // better placed than candle's rounding; five bits beat four.
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1] {
+            let ours = gptq(&t, &gram, n, dtype).unwrap();
+            let plain = QTensor::quantize(&t, dtype).unwrap();
+            assert_eq!(ours.dtype(), dtype);
+            assert_eq!(ours.shape().dims(), &[rows, cols]);
+            assert!(
+                out_err(&ours) < 0.5 * out_err(&plain),
+                "{dtype:?}: {} vs {}",
+                out_err(&ours),
+                out_err(&plain)
+            );
+        }
+        let q5 = gptq(&t, &gram, n, GgmlDType::Q5_0).unwrap();
+        assert!(out_err(&q5) < 0.5 * out_err(&q4), "Q5_0 vs Q4_0");
+        assert!(gptq(&t, &gram, n, GgmlDType::Q8_0).is_err());
+    }
+
+    /// The 5-bit layouts: every level of a block survives the round trip through candle.
+    #[test]
+    fn five_bit_blocks_keep_every_level() {
+        // One row of 32 values on the Q5_0 grid -16..=15 (scale 0.5) and one on 0..=31.
+        let sym: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) * 0.5).collect();
+        let asym: Vec<f32> = (0..32).map(|i| 1.0 + i as f32 * 0.25).collect();
+        let eye: Vec<f64> = (0..32 * 32)
+            .map(|i| if i % 33 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        for (dtype, values) in [(GgmlDType::Q5_0, &sym), (GgmlDType::Q5_1, &asym)] {
+            let t = Tensor::from_vec(values.clone(), (1, 32), &Device::Cpu).unwrap();
+            let q = gptq(&t, &eye, 1, dtype).unwrap();
+            let back: Vec<f32> = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (a, b) in values.iter().zip(&back) {
+                assert!((a - b).abs() < 1e-3, "{dtype:?}: {a} came back as {b}");
+            }
+        }
     }
 
     #[test]
