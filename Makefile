@@ -4,9 +4,11 @@ CARGO ?= cargo
 PORT ?= 8080
 MODEL := all-minilm-l6-v2
 MODEL_SRC := models/src/all-MiniLM-L6-v2
-BUNDLES := models/$(MODEL)-f32.gguf models/$(MODEL)-q8_0.gguf models/$(MODEL)-q4_0.gguf
-# The demo ships the 4-bit bundle: the smallest download.
-DEMO_BUNDLE := models/$(MODEL)-q4_0.gguf
+BUNDLES := models/$(MODEL)-f32.gguf models/$(MODEL)-q8_0.gguf models/$(MODEL)-q4_0.gguf \
+	models/$(MODEL)-q4_mix.gguf
+# The demo ships the small bundle (`q4_mix`): the smallest download, and closer to the f32
+# model than plain q4_0.
+DEMO_BUNDLE := models/$(MODEL)-q4_mix.gguf
 # The CLI and the native tests carry the wgpu backend (`cairn index --gpu`, GPU parity tests).
 FEATURES := cli,gpu
 CLI := target/debug/cairn
@@ -41,7 +43,8 @@ models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sente
 		tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
 	mv $@.tmp $@
 
-model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl
+model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl \
+	models/parity-native-q4_mix.jsonl
 
 # The wasm32 target, wasm-bindgen-cli and the npm packages (skipped when present).
 tools:
@@ -97,12 +100,12 @@ bench: www $(RELEASE_CLI)
 
 bench-encode: $(RELEASE_CLI) $(BUNDLES)
 	$(RELEASE_CLI) bench encode --model models/$(MODEL)-f32.gguf --model models/$(MODEL)-q8_0.gguf \
-		--model models/$(MODEL)-q4_0.gguf --write BENCHMARKS.md
+		--model models/$(MODEL)-q4_0.gguf --model models/$(MODEL)-q4_mix.gguf --write BENCHMARKS.md
 
 # CPU against GPU: native wgpu (lavapipe without a GPU) and WebGPU in Chromium (SwiftShader
 # without a GPU), on the SciFact 4-bit index that eval-scifact builds.
 bench-gpu: $(RELEASE_CLI) www
-	$(RELEASE_CLI) bench gpu --model $(DEMO_BUNDLE) --index target/scifact/q4_0 --write BENCHMARKS.md
+	$(RELEASE_CLI) bench gpu --model models/$(MODEL)-q4_0.gguf --index target/scifact/q4_0 --write BENCHMARKS.md
 	node bench/gpu-browser.mjs target/scifact/q4_0 --write BENCHMARKS.md
 
 eval-scifact: $(RELEASE_CLI) $(BUNDLES)

@@ -3,7 +3,7 @@
 # hybrid search on the train qrels (the development set); prints a table and writes it into
 # the `quality` section of BENCHMARKS.md. Slow (minutes of embedding): not part of `make test`.
 #
-# usage: [REUSE=1] scripts/eval-scifact.sh [SCIFACT_DIR] [CLI]   (defaults ../shared/data/scifact, target/release/cairn)
+# usage: [REUSE=1] [QUANTS="q8_0 q4_mix q4_0"] scripts/eval-scifact.sh [SCIFACT_DIR] [CLI]   (defaults ../shared/data/scifact, target/release/cairn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/scifact}
@@ -13,7 +13,7 @@ for f in corpus.jsonl queries.jsonl qrels/train.tsv; do
 done
 mkdir -p target/scifact
 rows=()
-for quant in q8_0 q4_0; do
+for quant in ${QUANTS:-q8_0 q4_mix q4_0}; do
   out=target/scifact/$quant
   bundle=models/all-minilm-l6-v2-$quant.gguf
   # REUSE=1 keeps an index already built with this very bundle (same fingerprint) and the

@@ -125,8 +125,8 @@ fn other_architecture_is_refused() {
 #[test]
 fn newer_format_version_is_refused_with_its_number() {
     let mut bytes = tiny_bundle();
-    // cairn.format_version is a u32 (type 4) with value 1.
-    let key = b"cairn.format_version\x04\0\0\0\x01\0\0\0";
+    // cairn.format_version is a u32 (type 4) with value 2.
+    let key = b"cairn.format_version\x04\0\0\0\x02\0\0\0";
     patch(&mut bytes, key, b"cairn.format_version\x04\0\0\0\x09\0\0\0");
     let err = Encoder::from_bytes(&bytes).err().expect("must fail");
     assert!(

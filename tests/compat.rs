@@ -3,6 +3,8 @@
 //! `tests/fixtures/compat/` holds a frozen bundle (`bundle-v1.gguf`, the micro BERT of
 //! `common::micro_bundle`) and a frozen index of the fixture site made with it
 //! (`index-v1.cairn`), with what searching them gave when they were frozen (`expected-v1.json`).
+//! Later bundle versions are frozen on their own (`bundle-v2.gguf`: the same micro BERT with a
+//! flat `q3_k` word-embedding table) with the query vectors they gave (`vectors-bundle-v2.json`).
 //! Never regenerate a frozen version: when a format changes, freeze the new version beside the
 //! old ones (`CAIRN_FREEZE=1 cargo test --features cli --test compat -- --ignored freeze`)
 //! and keep the old files loading.
@@ -56,7 +58,7 @@ fn answers(enc: &Encoder, index: &Index) -> Value {
 /// Every format version this release must read: 1 up to the current one.
 #[test]
 fn frozen_versions_still_load_and_answer_the_same() {
-    for v in 1..=FORMAT_VERSION.max(BUNDLE_FORMAT_VERSION) {
+    for v in 1..=FORMAT_VERSION {
         let bundle = dir().join(format!("bundle-v{v}.gguf"));
         let index = dir().join(format!("index-v{v}.cairn"));
         assert!(
@@ -75,6 +77,81 @@ fn frozen_versions_still_load_and_answer_the_same() {
             "format version {v} answers differently"
         );
     }
+}
+
+/// Bundle versions after the first (the index format did not change with them): each frozen
+/// bundle still loads and gives the query vectors it gave when it was frozen.
+#[test]
+fn frozen_bundle_versions_still_embed_the_same() {
+    for v in 2..=BUNDLE_FORMAT_VERSION {
+        let enc = Encoder::from_bytes(&read(&format!("bundle-v{v}.gguf"))).unwrap();
+        let expected: Vec<Vec<f32>> =
+            serde_json::from_slice(&read(&format!("vectors-bundle-v{v}.json"))).unwrap();
+        let got = enc.embed(&QUERIES, Role::Query).unwrap();
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            let diff = g
+                .iter()
+                .zip(e)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff < 1e-5,
+                "bundle version {v} embeds differently (max diff {diff})"
+            );
+        }
+    }
+}
+
+/// Freezes the current bundle version (for versions after 1). Run by hand when the bundle
+/// format version changes.
+#[test]
+#[ignore]
+fn freeze_bundle() {
+    use cairn::model::gguf::{expected_tensors, flat_table_rows, names, read_bundle, write_bundle};
+    use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+    use candle_core::{Device, Tensor};
+    if std::env::var_os("CAIRN_FREEZE").is_none() || BUNDLE_FORMAT_VERSION < 2 {
+        return;
+    }
+    let v = BUNDLE_FORMAT_VERSION;
+    let b = read_bundle(&common::micro_bundle()).unwrap();
+    let (vocab, hidden) = (b.config.vocab_size, b.config.hidden_size);
+    let mut tensors = Vec::new();
+    for (name, _) in expected_tensors(&b.config) {
+        let t = &b.tensors[&name];
+        let t = if name == names::TOKEN_EMBD {
+            let rows = flat_table_rows(vocab, hidden, GgmlDType::Q3K).unwrap();
+            let mut values: Vec<f32> = t
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            values.resize(rows * 256, 0.0);
+            let flat = Tensor::from_vec(values, (rows, 256), &Device::Cpu).unwrap();
+            QTensor::quantize(&flat, GgmlDType::Q3K).unwrap()
+        } else {
+            let storage = QStorage::from_data(t.data().unwrap(), &Device::Cpu, t.dtype()).unwrap();
+            QTensor::new(storage, t.shape().clone()).unwrap()
+        };
+        tensors.push((name, t));
+    }
+    let bundle = write_bundle(&b.config, &b.tokenizer_json, cairn::Quant::Q4Mix, &tensors).unwrap();
+    let name = format!("bundle-v{v}.gguf");
+    assert!(
+        !dir().join(&name).exists(),
+        "{name} is frozen: never overwrite it"
+    );
+    let enc = Encoder::from_bytes(&bundle).unwrap();
+    let vectors = enc.embed(&QUERIES, Role::Query).unwrap();
+    std::fs::write(dir().join(name), bundle).unwrap();
+    std::fs::write(
+        dir().join(format!("vectors-bundle-v{v}.json")),
+        serde_json::to_string(&vectors).unwrap() + "\n",
+    )
+    .unwrap();
 }
 
 /// The frozen index names the model that made it; a real model is refused with both

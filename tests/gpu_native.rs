@@ -121,6 +121,13 @@ fn q4_0_encoder_matches_cpu() {
     check_encoder("all-minilm-l6-v2-q4_0.gguf");
 }
 
+/// The small bundle: a flat `q3_k` word-embedding table (uploaded as f32) and `q5_0`
+/// matrices (widened to `q8_0`).
+#[test]
+fn q4_mix_encoder_matches_cpu() {
+    check_encoder("all-minilm-l6-v2-q4_mix.gguf");
+}
+
 #[test]
 fn encoder_rejects_bad_batches() {
     let Some(ctx) = context("encoder_rejects_bad_batches") else {

@@ -90,6 +90,15 @@ fn four_bit_in_browser_matches_reference_and_native() {
 }
 
 #[wasm_bindgen_test]
+fn small_bundle_in_browser_matches_reference_and_native() {
+    check(
+        include_bytes!("../models/all-minilm-l6-v2-q4_mix.gguf"),
+        include_str!("../models/parity-native-q4_mix.jsonl"),
+        0.98,
+    );
+}
+
+#[wasm_bindgen_test]
 fn corrupt_bundle_is_an_error_in_the_browser() {
     let bytes = include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf");
     assert!(Encoder::from_bytes(&bytes[..bytes.len() / 2]).is_err());

@@ -110,7 +110,16 @@ impl GpuEncoder {
         mut tensors: HashMap<String, QTensor>,
     ) -> Result<Self> {
         let t = &mut tensors;
-        let word = upload_matrix(ctx, t, names::TOKEN_EMBD)?;
+        let word = match t.get(names::TOKEN_EMBD) {
+            // A flat k-quant table (see `flat_table_rows`): its values, as a vocab x hidden
+            // f32 matrix the lookup kernel reads like any other.
+            Some(w) if crate::model::gguf::is_flat_table(&config, w) => {
+                let values = dequantize(names::TOKEN_EMBD, w)?;
+                HostMatrix::from_f32(config.vocab_size, config.hidden_size, values)?
+                    .upload(ctx, names::TOKEN_EMBD)?
+            }
+            _ => upload_matrix(ctx, t, names::TOKEN_EMBD)?,
+        };
         let position = upload_matrix(ctx, t, names::POSITION_EMBD)?;
         let token_type = upload_matrix(ctx, t, names::TOKEN_TYPES)?;
         let embed_norm = upload_norm(

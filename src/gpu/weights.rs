@@ -4,7 +4,8 @@
 //! reads storage buffers as 32-bit words, so each matrix is split into two buffers: the
 //! quants of every block, 4-byte aligned (8 words per `Q8_0` block, 4 per `Q4_0` block),
 //! and the f16 scales packed two to a word. The values stay quantized; only their layout
-//! changes. Any other storage type (f32, f16, the other block formats) is uploaded as f32.
+//! changes. `Q5_0` is widened to `Q8_0` (the same values). Any other storage type (f32, f16,
+//! the other block formats, a flat k-quant word-embedding table) is uploaded as f32.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
@@ -36,7 +37,7 @@ impl HostMatrix {
     pub fn from_qtensor(name: &str, t: &QTensor) -> Result<Self> {
         let (rows, cols) = t.shape().dims2()?;
         let (format, block_bytes, quant_words) = match t.dtype() {
-            GgmlDType::Q8_0 => (Format::Q8_0, 34, 8),
+            GgmlDType::Q8_0 | GgmlDType::Q5_0 => (Format::Q8_0, 34, 8),
             GgmlDType::Q4_0 => (Format::Q4_0, 18, 4),
             _ => return Self::dense(name, t),
         };
@@ -45,8 +46,15 @@ impl HostMatrix {
                 "tensor `{name}`: rows of {cols} do not fit 32-element blocks"
             )));
         }
-        let data = t.data()?;
         let blocks = rows * cols / 32;
+        // `Q5_0` is widened to `Q8_0` with the same values (see `widen_q5_0`).
+        let data = match t.dtype() {
+            GgmlDType::Q5_0 => crate::model::gguf::widen_q5_0(t)?
+                .data()?
+                .into_owned()
+                .into(),
+            _ => t.data()?,
+        };
         if data.len() != blocks * block_bytes {
             return Err(Error::CorruptBundle(format!(
                 "tensor `{name}` has {} bytes, expected {} for {rows} x {cols} {:?}",
@@ -73,7 +81,18 @@ impl HostMatrix {
     /// Any tensor, dequantized to f32 by candle.
     pub fn dense(name: &str, t: &QTensor) -> Result<Self> {
         let (rows, cols) = t.shape().dims2()?;
-        let values = dequantize(name, t)?;
+        Self::from_f32(rows, cols, dequantize(name, t)?)
+    }
+
+    /// A matrix of f32 values (row-major, at least `rows * cols` of them).
+    pub fn from_f32(rows: usize, cols: usize, mut values: Vec<f32>) -> Result<Self> {
+        if values.len() < rows * cols {
+            return Err(Error::CorruptBundle(format!(
+                "{} values for a {rows} x {cols} matrix",
+                values.len()
+            )));
+        }
+        values.truncate(rows * cols);
         Ok(Self {
             format: Format::F32,
             rows,
@@ -195,7 +214,7 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
             .collect();
         let t = Tensor::from_vec(values, (4, 64), &Device::Cpu).unwrap();
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
             let q = QTensor::quantize(&t, dtype).unwrap();
             let expected = dequantize("t", &q).unwrap();
             let m = HostMatrix::from_qtensor("t", &q).unwrap();

@@ -4,6 +4,7 @@
 //! tensors by llama.cpp's names. Weight matrices run through candle's quantized matmul
 //! (see [`Matrix`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::config::{Activation, ModelConfig};
-use super::gguf::names;
+use super::gguf::{self, names};
 use crate::{Error, Result};
 
 /// Statistics of one weight matrix's inputs over a calibration run.
@@ -91,6 +92,10 @@ const DENSE_PATH_MIN_ROWS: usize = 256;
 
 impl Matrix {
     fn new(t: QTensor) -> Result<Self> {
+        let t = match t.dtype() {
+            GgmlDType::Q5_0 => gguf::widen_q5_0(&t)?,
+            _ => t,
+        };
         match t.dtype() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                 Ok(Matrix::Dense(QMatMul::from_qtensor(t)?))
@@ -246,9 +251,73 @@ impl LayerNorm {
     }
 }
 
+/// The word-embedding table: a matrix, or stored flat (see [`gguf::flat_table_rows`]).
+enum WordTable {
+    Rows(QTensor),
+    Flat {
+        table: QTensor,
+        vocab: usize,
+        hidden: usize,
+    },
+}
+
+impl WordTable {
+    fn new(t: QTensor, cfg: &ModelConfig) -> Self {
+        if gguf::is_flat_table(cfg, &t) {
+            WordTable::Flat {
+                table: t,
+                vocab: cfg.vocab_size,
+                hidden: cfg.hidden_size,
+            }
+        } else {
+            WordTable::Rows(t)
+        }
+    }
+
+    /// The rows of `ids` (shape `(batch, seq)`) as a `(batch, seq, hidden)` tensor.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        let (table, vocab, hidden) = match self {
+            WordTable::Rows(t) => return Ok(t.embedding(ids)?),
+            WordTable::Flat {
+                table,
+                vocab,
+                hidden,
+            } => (table, *vocab, *hidden),
+        };
+        let dtype = table.dtype();
+        let bytes = table.data()?;
+        let (block, block_bytes) = (dtype.block_size(), dtype.type_size());
+        let (b, s) = ids.dims2()?;
+        let mut out = Vec::with_capacity(b * s * hidden);
+        for id in ids.flatten_all()?.to_vec1::<u32>()? {
+            let id = id as usize;
+            if id >= vocab {
+                return Err(Error::InvalidArgument(format!(
+                    "token id {id} is outside the vocabulary of {vocab}"
+                )));
+            }
+            // The blocks row `id` spans, dequantized, and the row cut out of them.
+            let (start, end) = (id * hidden, (id + 1) * hidden);
+            let (b0, b1) = (start / block, end.div_ceil(block));
+            let span = bytes
+                .get(b0 * block_bytes..b1 * block_bytes)
+                .ok_or_else(|| {
+                    Error::CorruptBundle("the word-embedding table is cut short".into())
+                })?;
+            let part = QStorage::from_data(Cow::Borrowed(span), &Device::Cpu, dtype)?;
+            let values: Vec<f32> = QTensor::new(part, (b1 - b0, block))?
+                .dequantize(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1()?;
+            out.extend_from_slice(&values[start - b0 * block..end - b0 * block]);
+        }
+        Ok(Tensor::from_vec(out, (b, s, hidden), ids.device())?)
+    }
+}
+
 /// Word, position and token-type embeddings, summed and normalised.
 struct Embeddings {
-    word: QTensor,
+    word: WordTable,
     position: QTensor,
     token_type: QTensor,
     norm: LayerNorm,
@@ -257,7 +326,7 @@ struct Embeddings {
 impl Embeddings {
     fn load(w: &mut Weights, cfg: &ModelConfig) -> Result<Self> {
         Ok(Self {
-            word: w.take(names::TOKEN_EMBD)?,
+            word: WordTable::new(w.take(names::TOKEN_EMBD)?, cfg),
             position: w.take(names::POSITION_EMBD)?,
             token_type: w.take(names::TOKEN_TYPES)?,
             norm: LayerNorm::load(w, names::TOKEN_EMBD_NORM, cfg.layer_norm_eps)?,
@@ -267,7 +336,7 @@ impl Embeddings {
     fn forward(&self, ids: &Tensor, type_ids: &Tensor) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let positions = Tensor::arange(0u32, seq as u32, ids.device())?.unsqueeze(0)?;
-        let x = self.word.embedding(ids)?;
+        let x = self.word.lookup(ids)?;
         let x = x.broadcast_add(&self.position.embedding(&positions)?)?;
         let x = (x + self.token_type.embedding(type_ids)?)?;
         self.norm.forward(&x)

@@ -18,8 +18,10 @@ use sha2::{Digest, Sha256};
 use super::config::{Activation, ModelConfig, Pooling};
 use crate::{Error, Result};
 
-/// The bundle format version this build writes and the newest it reads.
-pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// The newest bundle format version this build writes and reads. Version 2 added the flat
+/// word-embedding table ([`flat_table_rows`]) and the tokenizer's vocabulary as lines
+/// ([`split_vocab`]).
+pub const BUNDLE_FORMAT_VERSION: u32 = 2;
 /// The oldest bundle format version this build reads.
 pub const MIN_BUNDLE_FORMAT_VERSION: u32 = 1;
 
@@ -50,6 +52,10 @@ pub mod keys {
     pub const QUERY_PROMPT: &str = "cairn.prompt.query";
     pub const DOCUMENT_PROMPT: &str = "cairn.prompt.document";
     pub const QUANT: &str = "cairn.quant";
+    /// Version 2: the tokenizer.json without its WordPiece vocabulary ...
+    pub const TOKENIZER_JSON_NO_VOCAB: &str = "cairn.tokenizer.json";
+    /// ... and the vocabulary, one token per line in id order (half the bytes of JSON).
+    pub const TOKENIZER_VOCAB: &str = "cairn.tokenizer.vocab";
     pub const WEIGHTS_SHA256: &str = "cairn.weights_sha256";
 }
 
@@ -90,10 +96,18 @@ pub enum Quant {
     Q6K,
     Q5K,
     Q4K,
+    /// 3.4 bits a weight. Useful for the word-embedding table, stored flat
+    /// ([`flat_table_rows`]); matrices fall back to `q4_0`.
+    Q3K,
+    /// The small bundle's mix (about 4.5 bits a weight on average): the word-embedding table
+    /// as `q3_k` (stored flat), every encoder weight matrix as `q5_0`, the position and
+    /// token-type tables as `q8_0` (see `convert::default_quant`). As a single tensor's type
+    /// it means `q5_0`.
+    Q4Mix,
 }
 
 impl Quant {
-    pub const ALL: [Quant; 10] = [
+    pub const ALL: [Quant; 12] = [
         Quant::F32,
         Quant::F16,
         Quant::Q8_0,
@@ -104,6 +118,8 @@ impl Quant {
         Quant::Q6K,
         Quant::Q5K,
         Quant::Q4K,
+        Quant::Q3K,
+        Quant::Q4Mix,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +134,8 @@ impl Quant {
             Quant::Q6K => "q6_k",
             Quant::Q5K => "q5_k",
             Quant::Q4K => "q4_k",
+            Quant::Q3K => "q3_k",
+            Quant::Q4Mix => "q4_mix",
         }
     }
 
@@ -134,6 +152,8 @@ impl Quant {
             Quant::Q6K => (GgmlDType::Q6K, GgmlDType::Q8_0),
             Quant::Q5K => (GgmlDType::Q5K, GgmlDType::Q5_0),
             Quant::Q4K => (GgmlDType::Q4K, GgmlDType::Q4_0),
+            Quant::Q3K => (GgmlDType::Q3K, GgmlDType::Q4_0),
+            Quant::Q4Mix => (GgmlDType::Q5_0, GgmlDType::F16),
         };
         if row_len.is_multiple_of(preferred.block_size()) {
             preferred
@@ -152,13 +172,70 @@ impl Quant {
             Quant::Q4_0 => 2,
             Quant::Q4_1 => 3,
             Quant::Q8_0 => 7,
-            Quant::Q5_0 => 8,
+            // Most weight matrices are q5_0.
+            Quant::Q5_0 | Quant::Q4Mix => 8,
             Quant::Q5_1 => 9,
             Quant::Q4K => 15,
+            Quant::Q3K => 12,
             Quant::Q5K => 17,
             Quant::Q6K => 18,
         }
     }
+}
+
+/// Rows of the word-embedding table stored *flat* as `dtype`, or `None` when it is stored as
+/// an ordinary `vocab x hidden` matrix.
+///
+/// k-quants pack 256 values a block, and most encoders' rows (MiniLM's 384) are not a multiple
+/// of 256, so no matrix of theirs can be a k-quant. The word-embedding table is only ever
+/// looked up, never multiplied, so its rows need not align with blocks: stored flat, its
+/// `vocab * hidden` values run on in 256-value rows (the last one zero-padded), and a row of
+/// the table is read from the one to three blocks it spans. Bundle format version 2 and later.
+pub fn flat_table_rows(vocab: usize, hidden: usize, dtype: GgmlDType) -> Option<usize> {
+    let block = dtype.block_size();
+    (block > 32 && !hidden.is_multiple_of(block)).then(|| (vocab * hidden).div_ceil(block))
+}
+
+/// A `Q5_0` matrix rewritten as `Q8_0` with exactly the same values: a `Q5_0` level
+/// (-16..=15 times the block's f16 scale) is a `Q8_0` level with the same scale. The encoder
+/// does this on load, so `Q5_0` weights (small on the wire) run in the `Q8_0` kernels that
+/// have SIMD versions (candle's `Q5_0` dot product is scalar) and give the same products.
+pub fn widen_q5_0(t: &QTensor) -> Result<QTensor> {
+    const Q5_0_BYTES: usize = 22;
+    let data = t.data()?;
+    let blocks = t.shape().elem_count() / 32;
+    if t.dtype() != GgmlDType::Q5_0 || data.len() != blocks * Q5_0_BYTES {
+        return Err(Error::CorruptBundle(format!(
+            "expected {} bytes of Q5_0 blocks, found {} bytes of {:?}",
+            blocks * Q5_0_BYTES,
+            data.len(),
+            t.dtype()
+        )));
+    }
+    let mut out = Vec::with_capacity(blocks * 34);
+    for block in data.chunks_exact(Q5_0_BYTES) {
+        // f16 scale, the 32 fifth bits, 16 bytes of low nibbles (value j low, j + 16 high).
+        out.extend_from_slice(&block[..2]);
+        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        let qs = &block[6..];
+        for j in 0..32 {
+            let nibble = if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 };
+            let level = (nibble | (((qh >> j) & 1) as u8) << 4) as i8 - 16;
+            out.push(level as u8);
+        }
+    }
+    let storage = candle_core::quantized::QStorage::from_data(
+        std::borrow::Cow::Owned(out),
+        &Device::Cpu,
+        GgmlDType::Q8_0,
+    )?;
+    Ok(QTensor::new(storage, t.shape().clone())?)
+}
+
+/// The word-embedding table's stored shape, if `t` is the flat layout of [`flat_table_rows`].
+pub fn is_flat_table(cfg: &ModelConfig, t: &QTensor) -> bool {
+    flat_table_rows(cfg.vocab_size, cfg.hidden_size, t.dtype())
+        .is_some_and(|rows| t.shape().dims() == [rows, t.dtype().block_size()])
 }
 
 impl std::str::FromStr for Quant {
@@ -169,6 +246,7 @@ impl std::str::FromStr for Quant {
             "q4k" | "q4_k_m" | "q4_k_s" => "q4_k".to_string(),
             "q5k" | "q5_k_m" | "q5_k_s" => "q5_k".to_string(),
             "q6k" => "q6_k".to_string(),
+            "q3k" | "q3_k_m" | "q3_k_s" => "q3_k".to_string(),
             _ => norm,
         };
         Quant::ALL
@@ -397,7 +475,13 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
         )));
     }
     let config = config_from_metadata(md)?;
-    let tokenizer_json = meta_string(md, keys::TOKENIZER_HF_JSON)?;
+    let tokenizer_json = match (md.get(keys::TOKENIZER_HF_JSON), version) {
+        (None, 2..) if md.contains_key(keys::TOKENIZER_VOCAB) => join_vocab(
+            &meta_string(md, keys::TOKENIZER_JSON_NO_VOCAB)?,
+            &meta_string(md, keys::TOKENIZER_VOCAB)?,
+        )?,
+        _ => meta_string(md, keys::TOKENIZER_HF_JSON)?,
+    };
     let quant = meta_string_or(md, keys::QUANT, "unknown")?;
     let fingerprint = meta_string(md, keys::WEIGHTS_SHA256)?;
 
@@ -422,14 +506,18 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
             .tensor_infos
             .get(&name)
             .ok_or_else(|| Error::MissingTensor(name.clone()))?;
-        if info.shape.dims() != shape.as_slice() {
+        let flat = name == names::TOKEN_EMBD
+            && version >= 2
+            && flat_table_rows(config.vocab_size, config.hidden_size, info.ggml_dtype)
+                .is_some_and(|rows| info.shape.dims() == [rows, info.ggml_dtype.block_size()]);
+        if info.shape.dims() != shape.as_slice() && !flat {
             return Err(Error::WrongShape {
                 name,
                 expected: shape,
                 found: info.shape.dims().to_vec(),
             });
         }
-        let row = *shape.last().unwrap_or(&1);
+        let row = *info.shape.dims().last().unwrap_or(&1);
         if !row.is_multiple_of(info.ggml_dtype.block_size()) {
             return Err(Error::CorruptBundle(format!(
                 "tensor `{name}` rows of {row} do not fit {:?} blocks",
@@ -559,6 +647,62 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// A WordPiece tokenizer.json split into the JSON without its vocabulary and the vocabulary
+/// as lines (token `i` on line `i`), which is half the bytes of the JSON map (MiniLM: 0.23 MB
+/// saved). `None` when the split would not be exact: another model type, ids that are not
+/// `0..n`, or a token with a line break.
+pub fn split_vocab(tokenizer_json: &str) -> Result<Option<(String, String)>> {
+    let mut tok: serde_json::Value =
+        serde_json::from_str(tokenizer_json).map_err(|source| Error::Json {
+            what: "tokenizer.json".into(),
+            source,
+        })?;
+    let model = &mut tok["model"];
+    if model["type"] != "WordPiece" {
+        return Ok(None);
+    }
+    let Some(vocab) = model["vocab"].as_object() else {
+        return Ok(None);
+    };
+    let mut lines = vec![None; vocab.len()];
+    for (token, id) in vocab {
+        let slot = id
+            .as_u64()
+            .and_then(|id| usize::try_from(id).ok())
+            .and_then(|id| lines.get_mut(id));
+        match slot {
+            Some(slot @ None) if !token.contains(['\n', '\r']) => *slot = Some(token.as_str()),
+            _ => return Ok(None),
+        }
+    }
+    let Some(lines) = lines.into_iter().collect::<Option<Vec<&str>>>() else {
+        return Ok(None);
+    };
+    let vocab = lines.join("\n");
+    model["vocab"] = serde_json::Value::Object(Default::default());
+    Ok(Some((tok.to_string(), vocab)))
+}
+
+/// The inverse of [`split_vocab`].
+pub fn join_vocab(json: &str, vocab: &str) -> Result<String> {
+    let bad = |what: String| Error::CorruptBundle(format!("tokenizer: {what}"));
+    let mut tok: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| bad(format!("JSON does not parse: {e}")))?;
+    let map: serde_json::Map<String, serde_json::Value> = vocab
+        .split('\n')
+        .enumerate()
+        .map(|(id, token)| (token.to_string(), id.into()))
+        .collect();
+    if map.len() != vocab.split('\n').count() {
+        return Err(bad("the vocabulary repeats a token".into()));
+    }
+    match tok.get_mut("model") {
+        Some(model) if model.is_object() => model["vocab"] = serde_json::Value::Object(map),
+        _ => return Err(bad("no model section".into())),
+    }
+    Ok(tok.to_string())
+}
+
 /// Writes a bundle. `tensors` must be in the order they should appear; the output is
 /// deterministic for the same inputs.
 pub fn write_bundle(
@@ -579,13 +723,30 @@ pub fn write_bundle(
     let fingerprint = hex(&hasher.finalize());
 
     let mut md = config_to_metadata(cfg);
+    // The lowest version that can read the file, so older readers keep reading what they can.
+    let flat = tensors
+        .iter()
+        .any(|(n, t)| n == names::TOKEN_EMBD && is_flat_table(cfg, t));
+    let split = split_vocab(tokenizer_json)?;
+    let version = if flat || split.is_some() { 2 } else { 1 };
+    for (key, value) in md.iter_mut() {
+        if *key == keys::FORMAT_VERSION {
+            *value = Value::U32(version);
+        }
+    }
     md.push((keys::FILE_TYPE, Value::U32(quant.llama_file_type())));
     md.push((keys::QUANT, Value::String(quant.name().into())));
     md.push((keys::TOKENIZER_MODEL, Value::String("bert".into())));
-    md.push((
-        keys::TOKENIZER_HF_JSON,
-        Value::String(tokenizer_json.into()),
-    ));
+    match split {
+        Some((json, vocab)) => {
+            md.push((keys::TOKENIZER_JSON_NO_VOCAB, Value::String(json)));
+            md.push((keys::TOKENIZER_VOCAB, Value::String(vocab)));
+        }
+        None => md.push((
+            keys::TOKENIZER_HF_JSON,
+            Value::String(tokenizer_json.into()),
+        )),
+    }
     md.push((keys::WEIGHTS_SHA256, Value::String(fingerprint)));
     let tok = super::parse_tokenizer(tokenizer_json)?;
     for (key, tokname) in [

@@ -87,7 +87,7 @@ test('?backend=webgpu runs queries on WebGPU and says why; auto mode calibrates'
     assert.match(details, /Query: WebGPU [\d.]+ ms, CPU [\d.]+ ms → webgpu/);
     const gpuHits = await search(page, 'dataset of face photos paired with text descriptions', 'hybrid');
     assert.equal(gpuHits.hits[0].id, 'p0000');
-    assert.match(await page.locator('cairn-search .status').textContent(), /\(webgpu, q4_0\)/);
+    assert.match(await page.locator('cairn-search .status').textContent(), /\(webgpu, q4_mix\)/);
 
     const auto = await newPage(context);
     await auto.goto(server.url);

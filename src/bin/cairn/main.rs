@@ -139,7 +139,9 @@ enum ModelCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// Weight storage: f32, f16, q8_0, q5_0, q5_1, q4_0, q4_1, q6_k, q5_k, q4_k.
+        /// Weight storage: f32, f16, q8_0, q5_0, q5_1, q4_0, q4_1, q6_k, q5_k, q4_k, q3_k, or
+        /// q4_mix (the small bundle: q3_k word-embedding table, q5_0 layers; 12.9 MB for
+        /// MiniLM, closer to f32 than q4_0).
         #[arg(long, default_value = "q8_0")]
         quant: Quant,
         /// Model name recorded in the bundle (defaults to the config's).
@@ -233,7 +235,7 @@ fn main() -> Result<()> {
                 };
                 if cairn::model::convert::needs_calibration(quant, &opts) {
                     eprintln!(
-                        "4-bit weights: calibrating layer by layer over the built-in text \
+                        "GPTQ rounding: calibrating layer by layer over the built-in text \
                          (about five minutes for a MiniLM-sized model on two cores)"
                     );
                 }
