@@ -292,7 +292,7 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
         } else if shape.len() == 2 {
             match (choose(&name).dtype_for_row(shape[1]), stats) {
                 (dtype, Some(st)) if gptq_rounds(dtype) => {
-                    let (weight, delta) = quantize_4bit_layer(&t, st, dtype)?;
+                    let (weight, delta) = quantize_gptq_layer(&t, st, dtype)?;
                     let prefix = name.strip_suffix(".weight").unwrap_or(&name);
                     bias_delta.insert(format!("{prefix}.bias"), delta);
                     tensors.push((name, weight));
@@ -356,10 +356,10 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
     gguf::write_bundle(&config, &tokenizer_json, quant, &tensors)
 }
 
-/// Quantizes a weight matrix to 4 bits with its calibration statistics: GPTQ rounding, then
+/// Quantizes a weight matrix to 4 or 5 bits with its calibration statistics: GPTQ rounding, then
 /// bias correction (the mean output shift that rounding leaves, `(W - Q) E[x]`, is folded
 /// into the bias). Returns the tensor and what to add to the bias.
-fn quantize_4bit_layer(
+fn quantize_gptq_layer(
     t: &Tensor,
     st: &super::bert::InputStats,
     dtype: GgmlDType,

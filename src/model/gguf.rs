@@ -232,7 +232,7 @@ pub fn widen_q5_0(t: &QTensor) -> Result<QTensor> {
     Ok(QTensor::new(storage, t.shape().clone())?)
 }
 
-/// The word-embedding table's stored shape, if `t` is the flat layout of [`flat_table_rows`].
+/// Whether `t` is a word-embedding table stored flat (see [`flat_table_rows`]).
 pub fn is_flat_table(cfg: &ModelConfig, t: &QTensor) -> bool {
     flat_table_rows(cfg.vocab_size, cfg.hidden_size, t.dtype())
         .is_some_and(|rows| t.shape().dims() == [rows, t.dtype().block_size()])
