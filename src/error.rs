@@ -88,3 +88,12 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<cairn_kernels::Error> for Error {
+    fn from(e: cairn_kernels::Error) -> Self {
+        match e {
+            cairn_kernels::Error::Weights(m) => Error::CorruptBundle(m),
+            cairn_kernels::Error::Shape(m) => Error::InvalidArgument(m),
+        }
+    }
+}

@@ -19,6 +19,7 @@ pub mod search;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use cairn_kernels as kernels;
 pub use error::{Error, Result};
 pub use index::{Index, Passage};
 pub use model::{Encoder, ModelConfig, Pooling, Quant, Role};

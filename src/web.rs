@@ -287,6 +287,13 @@ impl Engine {
         })
     }
 
+    /// The int8 kernel the CPU path runs: `simd128`, or `relaxed-simd` in the relaxed-SIMD
+    /// build of the engine (the worker loads that build where the browser validates it).
+    #[wasm_bindgen(getter)]
+    pub fn kernel(&self) -> String {
+        crate::kernels::Kernel::current().name().into()
+    }
+
     /// The backend queries are embedded on: `cpu` or `webgpu`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {

@@ -1,8 +1,8 @@
 //! A BERT encoder over (possibly quantized) GGUF weights, in candle.
 //!
 //! Each part is a small struct with `load(&mut Weights, ...)` and `forward`, and loads its
-//! tensors by llama.cpp's names. Weight matrices run through candle's quantized matmul
-//! (see [`Matrix`]), which uses its SIMD kernels (AVX/NEON natively, SIMD128 on wasm32).
+//! tensors by llama.cpp's names. Block-quantized weight matrices run through Cairn's own
+//! int8 kernels ([`crate::kernels`], see [`Matrix`]); f32 bundles through candle's matmul.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use super::config::{Activation, ModelConfig};
 use super::gguf::{self, names};
 use crate::{Error, Result};
+use cairn_kernels as kernels;
 
 /// Statistics of one weight matrix's inputs over a calibration run.
 #[derive(Debug, Clone, Default)]
@@ -66,32 +67,22 @@ impl Weights {
 
 /// A weight matrix and the kernel that multiplies by it.
 enum Matrix {
-    /// f32 and f16 matrices: candle's dense matmul.
+    /// f32 and f16 matrices: candle's dense matmul (the f32 reference bundle).
     Dense(QMatMul),
-    /// Block-quantized matrices (`q8_0`, `q4_0`, ...): candle's portable quantized kernel
-    /// (`k_quants::matmul`: AVX/NEON/SIMD128 dot products, activations rounded to 8 bits in
-    /// 32-value blocks). It is the kernel the wasm build runs, so vectors made natively match
-    /// the browser's. `QMatMul` would take candle's x86 repacked kernels on AVX-512 VNNI
-    /// machines for rows that are multiples of 256 (MiniLM's `ffn_down`), which round
-    /// activations in 256-value blocks: further from both the browser and the f32 model.
-    Blocks {
-        storage: QStorage,
-        n: usize,
-        /// Native only: the weights as a tensor, and dequantized to f32 on first use by a
-        /// large batch (see [`Matrix::forward`]).
-        #[cfg(not(target_arch = "wasm32"))]
-        weights: QTensor,
-        #[cfg(not(target_arch = "wasm32"))]
-        dense: std::sync::OnceLock<Tensor>,
-    },
+    /// `Q8_0` and `Q4_0` matrices (and `Q5_0`, widened to `Q8_0` on load), repacked once
+    /// into panels for Cairn's own int8 kernels ([`crate::kernels`]): the same kernels and
+    /// the same rounding natively and in the browser, batch or single query.
+    Packed(kernels::PackedMatrix),
+    /// Other block types (`q4_1`, k-quants), and every block type while calibrating a
+    /// conversion: candle's portable quantized kernel (`k_quants::matmul`, activations
+    /// rounded to `Q8_0` blocks). Conversion keeps it so a bundle converts to the same bytes
+    /// as before the int8 kernels existed.
+    Blocks { storage: QStorage, n: usize },
 }
 
-/// Rows (tokens) from which a native batch takes the dense path of [`Matrix::forward`].
-#[cfg(not(target_arch = "wasm32"))]
-const DENSE_PATH_MIN_ROWS: usize = 256;
-
 impl Matrix {
-    fn new(t: QTensor) -> Result<Self> {
+    /// `packed`: use Cairn's int8 kernels where the block type allows.
+    fn new(t: QTensor, packed: bool) -> Result<Self> {
         let t = match t.dtype() {
             GgmlDType::Q5_0 => gguf::widen_q5_0(&t)?,
             _ => t,
@@ -101,56 +92,56 @@ impl Matrix {
                 Ok(Matrix::Dense(QMatMul::from_qtensor(t)?))
             }
             dtype => {
-                let (n, _) = t.shape().dims2()?;
+                let (n, k) = t.shape().dims2()?;
+                let blocks = match dtype {
+                    GgmlDType::Q8_0 => Some(kernels::GgufBlocks::Q8_0),
+                    GgmlDType::Q4_0 => Some(kernels::GgufBlocks::Q4_0),
+                    _ => None,
+                };
+                if let (true, Some(blocks)) = (packed, blocks) {
+                    return Ok(Matrix::Packed(kernels::PackedMatrix::from_gguf(
+                        blocks,
+                        &t.data()?,
+                        n,
+                        k,
+                    )?));
+                }
                 let storage = QStorage::from_data(t.data()?, &Device::Cpu, dtype)?;
-                Ok(Matrix::Blocks {
-                    storage,
-                    n,
-                    #[cfg(not(target_arch = "wasm32"))]
-                    weights: t,
-                    #[cfg(not(target_arch = "wasm32"))]
-                    dense: std::sync::OnceLock::new(),
-                })
+                Ok(Matrix::Blocks { storage, n })
             }
         }
     }
 
-    /// `x W^T` for `x` of shape `(..., k)`.
-    ///
-    /// Natively, large batches (indexing) compute the very same function on the dense path:
-    /// activations rounded to `Q8_0` blocks and back (candle's own rounding), times the
-    /// dequantized weights, in candle's f32 matmul. Every product of the integer kernel is
-    /// exact in f32, so the two differ only in summation order, and the dense matmul is
-    /// several times faster for many rows.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Matrix::Dense(m) => Ok(m.forward(x)?),
-            #[cfg(not(target_arch = "wasm32"))]
-            Matrix::Blocks { weights, dense, .. }
-                if x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1)
-                    >= DENSE_PATH_MIN_ROWS =>
-            {
-                let w = match dense.get() {
-                    Some(w) => w,
-                    None => {
-                        let _ = dense.set(weights.dequantize(&Device::Cpu)?);
-                        dense.get().ok_or_else(|| {
-                            Error::InvalidArgument("dense weights unavailable".into())
-                        })?
-                    }
-                };
-                let dims = x.dims().to_vec();
-                let k = dims[dims.len() - 1];
-                let flat = x.reshape(((), k))?;
-                let rounded =
-                    QTensor::quantize(&flat, GgmlDType::Q8_0)?.dequantize(&Device::Cpu)?;
-                let y = rounded.matmul(&w.t()?)?;
-                let mut out = dims;
-                let last = out.len() - 1;
-                out[last] = w.dim(0)?;
-                Ok(y.reshape(out)?)
+    /// `x W^T + bias` for `x` of shape `(..., k)`, then `activation` where given (fused
+    /// into the kernel's output on the packed path).
+    fn forward(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        bias_values: &[f32],
+        activation: Option<Activation>,
+    ) -> Result<Tensor> {
+        let y = match self {
+            Matrix::Dense(m) => m.forward(x)?.broadcast_add(bias)?,
+            Matrix::Packed(w) => {
+                let mut dims = x.dims().to_vec();
+                let k = dims.pop().unwrap_or(0);
+                let lhs = x.flatten_all()?;
+                let lhs = lhs.to_vec1::<f32>()?;
+                let m = lhs.len() / k.max(1);
+                let mut dst = vec![0f32; m * w.n()];
+                ROWS.with(|rows| -> Result<()> {
+                    let mut rows = rows.borrow_mut();
+                    rows.quantize(kernels::Kernel::current(), &lhs, m, k)?;
+                    Ok(kernels::gemm(&rows, w, Some(bias_values), &mut dst)?)
+                })?;
+                if let Some(act) = activation {
+                    apply_activation(act, &mut dst);
+                }
+                dims.push(w.n());
+                return Ok(Tensor::from_vec(dst, dims, x.device())?);
             }
-            Matrix::Blocks { storage, n, .. } => {
+            Matrix::Blocks { storage, n } => {
                 let QStorage::Cpu(storage) = storage else {
                     return Err(Error::InvalidArgument(
                         "quantized weights must be on the CPU".into(),
@@ -163,7 +154,45 @@ impl Matrix {
                 let mut dst = vec![0f32; m * n];
                 storage.matmul_t((m, k, *n), &lhs, &mut dst)?;
                 dims.push(*n);
-                Ok(Tensor::from_vec(dst, dims, x.device())?)
+                Tensor::from_vec(dst, dims, x.device())?.broadcast_add(bias)?
+            }
+        };
+        match activation {
+            Some(Activation::Gelu) => Ok(y.gelu_erf()?),
+            Some(Activation::GeluTanh) => Ok(y.gelu()?),
+            Some(Activation::Relu) => Ok(y.relu()?),
+            None => Ok(y),
+        }
+    }
+}
+
+thread_local! {
+    /// The rounded activations of the last packed matmul on this thread, reused.
+    static ROWS: std::cell::RefCell<kernels::QuantizedRows> =
+        std::cell::RefCell::new(kernels::QuantizedRows::default());
+}
+
+/// The activation functions in place, with the very formulas candle's ops use (so the
+/// packed path and candle's agree on them).
+fn apply_activation(act: Activation, v: &mut [f32]) {
+    match act {
+        Activation::Gelu => {
+            for x in v {
+                *x = (candle_core::cpu::erf::erf_f32(*x * std::f32::consts::FRAC_1_SQRT_2) + 1.)
+                    * 0.5
+                    * *x;
+            }
+        }
+        Activation::GeluTanh => {
+            const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+            for x in v {
+                let y = *x;
+                *x = 0.5 * y * (1.0 + (SQRT_TWO_OVER_PI * y * (1.0 + 0.044715 * y * y)).tanh());
+            }
+        }
+        Activation::Relu => {
+            for x in v {
+                *x = x.max(0.0);
             }
         }
     }
@@ -173,6 +202,7 @@ impl Matrix {
 struct Linear {
     weight: Matrix,
     bias: Tensor,
+    bias_values: Vec<f32>,
     /// Set only in calibration runs: where to record input statistics, under what name.
     stats: Option<(ActivationStats, String)>,
 }
@@ -180,17 +210,24 @@ struct Linear {
 impl Linear {
     fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
         let name = format!("{prefix}.weight");
-        let weight = Matrix::new(w.take(&name)?)?;
+        let weight = Matrix::new(w.take(&name)?, w.stats.is_none())?;
         let bias = w.dense(&format!("{prefix}.bias"))?;
+        let bias_values = bias.flatten_all()?.to_vec1()?;
         let stats = w.stats.clone().map(|s| (s, name));
         Ok(Self {
             weight,
             bias,
+            bias_values,
             stats,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None)
+    }
+
+    /// `activation(x W^T + b)`.
+    fn forward_with(&self, x: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
         if let Some((stats, name)) = &self.stats {
             let cols = x.dim(candle_core::D::Minus1)?;
             let flat = x.reshape(((), cols))?;
@@ -222,23 +259,55 @@ impl Linear {
             }
             entry.texts += 1;
         }
-        Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
+        self.weight
+            .forward(x, &self.bias, &self.bias_values, activation)
     }
 }
 
 struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
+    weight_values: Vec<f32>,
+    bias_values: Vec<f32>,
     eps: f32,
 }
 
 impl LayerNorm {
     fn load(w: &mut Weights, prefix: &str, eps: f64) -> Result<Self> {
+        let weight = w.dense(&format!("{prefix}.weight"))?;
+        let bias = w.dense(&format!("{prefix}.bias"))?;
         Ok(Self {
-            weight: w.dense(&format!("{prefix}.weight"))?,
-            bias: w.dense(&format!("{prefix}.bias"))?,
+            weight_values: weight.flatten_all()?.to_vec1()?,
+            bias_values: bias.flatten_all()?.to_vec1()?,
+            weight,
+            bias,
             eps: eps as f32,
         })
+    }
+
+    /// `y = norm(y + residual)` over rows of `y.len() / residual rows` values, in place: the
+    /// residual add and the normalisation in one pass (the formula candle's `layer_norm`
+    /// uses: mean and mean square in f32).
+    fn add_norm(&self, y: &mut [f32], residual: &[f32]) {
+        let h = self.weight_values.len();
+        for (row, res) in y.chunks_exact_mut(h).zip(residual.chunks_exact(h)) {
+            let (mut sum, mut sum2) = (0f32, 0f32);
+            for (v, r) in row.iter_mut().zip(res) {
+                *v += r;
+                sum += *v;
+                sum2 += *v * *v;
+            }
+            let mean = sum / h as f32;
+            let var = sum2 / h as f32 - mean * mean;
+            let inv_std = (var + self.eps).sqrt().recip();
+            for ((v, w), b) in row
+                .iter_mut()
+                .zip(&self.weight_values)
+                .zip(&self.bias_values)
+            {
+                *v = (*v - mean) * inv_std * w + b;
+            }
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -396,13 +465,213 @@ impl Layer {
             .contiguous()?
             .reshape((b, s, h))?;
         let x = self.out_norm.forward(&(self.out.forward(&ctx)? + x)?)?;
-        let up = self.up.forward(&x)?;
-        let act = match self.activation {
-            Activation::Gelu => up.gelu_erf()?,
-            Activation::GeluTanh => up.gelu()?,
-            Activation::Relu => up.relu()?,
-        };
+        let act = self.up.forward_with(&x, Some(self.activation))?;
         self.ffn_norm.forward(&(self.down.forward(&act)? + x)?)
+    }
+}
+
+impl Layer {
+    /// The packed weights of every linear layer, when all are packed (the fast path).
+    fn packed(&self) -> Option<[&kernels::PackedMatrix; 6]> {
+        fn p(l: &Linear) -> Option<&kernels::PackedMatrix> {
+            match &l.weight {
+                Matrix::Packed(w) if l.stats.is_none() => Some(w),
+                _ => None,
+            }
+        }
+        Some([
+            p(&self.q)?,
+            p(&self.k)?,
+            p(&self.v)?,
+            p(&self.out)?,
+            p(&self.up)?,
+            p(&self.down)?,
+        ])
+    }
+
+    /// The layer on plain buffers: `ws.x` (`batch * seq` rows of `hidden`) in, the layer's
+    /// output left in `ws.x`. No allocation once the workspace has grown to the batch.
+    fn forward_packed(&self, ws: &mut Workspace, shape: Shape, mask: &[u32]) -> Result<()> {
+        let [wq, wk, wv, wo, wu, wd] = self.packed().ok_or_else(|| {
+            Error::InvalidArgument("the packed forward pass needs packed weights".into())
+        })?;
+        let kernel = kernels::Kernel::current();
+        let (m, h) = (shape.batch * shape.seq, wq.n());
+        let inter = wu.n();
+        ws.grow(m, h, inter);
+        let Workspace {
+            rows,
+            x,
+            q,
+            k,
+            v,
+            ctx,
+            up,
+            scores,
+        } = ws;
+        let (x, q, k, v, ctx) = (
+            &mut x[..m * h],
+            &mut q[..m * h],
+            &mut k[..m * h],
+            &mut v[..m * h],
+            &mut ctx[..m * h],
+        );
+        let up = &mut up[..m * inter];
+        // q, k and v share one rounding of their input.
+        rows.quantize(kernel, x, m, h)?;
+        kernels::gemm(rows, wq, Some(&self.q.bias_values), q)?;
+        kernels::gemm(rows, wk, Some(&self.k.bias_values), k)?;
+        kernels::gemm(rows, wv, Some(&self.v.bias_values), v)?;
+        attention(q, k, v, ctx, shape, self.heads, self.head_dim, mask, scores);
+        // Attention output (into q, free now), residual and norm.
+        rows.quantize(kernel, ctx, m, h)?;
+        kernels::gemm(rows, wo, Some(&self.out.bias_values), q)?;
+        self.out_norm.add_norm(q, x);
+        // Feed-forward: up with its activation fused, down into k, residual and norm.
+        rows.quantize(kernel, q, m, h)?;
+        kernels::gemm(rows, wu, Some(&self.up.bias_values), up)?;
+        apply_activation(self.activation, up);
+        rows.quantize(kernel, up, m, inter)?;
+        kernels::gemm(rows, wd, Some(&self.down.bias_values), k)?;
+        self.ffn_norm.add_norm(k, q);
+        x.copy_from_slice(k);
+        Ok(())
+    }
+}
+
+/// A batch's shape: texts, and tokens per text (padded).
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    batch: usize,
+    seq: usize,
+}
+
+/// Buffers of the packed forward pass, grown to the largest batch seen on this thread and
+/// reused by every call after it.
+#[derive(Default)]
+struct Workspace {
+    rows: kernels::QuantizedRows,
+    x: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    ctx: Vec<f32>,
+    up: Vec<f32>,
+    /// One query row's attention weights (the single-threaded path).
+    scores: Vec<f32>,
+}
+
+impl Workspace {
+    fn grow(&mut self, m: usize, h: usize, inter: usize) {
+        for b in [
+            &mut self.x,
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.ctx,
+        ] {
+            if b.len() < m * h {
+                b.resize(m * h, 0.0);
+            }
+        }
+        if self.up.len() < m * inter {
+            self.up.resize(m * inter, 0.0);
+        }
+    }
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+}
+
+/// Scaled dot-product attention for every text and head, softmax in place, padded keys
+/// skipped (what a large negative mask gives, exactly: their weights underflow to zero).
+/// `q`, `k`, `v`, `ctx`: `batch * seq` rows of `heads * head_dim`, heads side by side.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ctx: &mut [f32],
+    shape: Shape,
+    heads: usize,
+    head_dim: usize,
+    mask: &[u32],
+    scores: &mut Vec<f32>,
+) {
+    let h = heads * head_dim;
+    let per_text = shape.seq * h;
+    let one = |b: usize, ctx: &mut [f32], scores: &mut Vec<f32>| {
+        let (qb, kb, vb) = (
+            &q[b * per_text..(b + 1) * per_text],
+            &k[b * per_text..(b + 1) * per_text],
+            &v[b * per_text..(b + 1) * per_text],
+        );
+        let keep = &mask[b * shape.seq..(b + 1) * shape.seq];
+        attention_one(qb, kb, vb, ctx, shape.seq, heads, head_dim, keep, scores);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if shape.batch > 1 {
+        use rayon::prelude::*;
+        ctx.par_chunks_mut(per_text)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (b, c)| one(b, c, scores));
+        return;
+    }
+    for (b, c) in ctx.chunks_mut(per_text).enumerate() {
+        one(b, c, scores);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_one(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ctx: &mut [f32],
+    seq: usize,
+    heads: usize,
+    head_dim: usize,
+    keep: &[u32],
+    scores: &mut Vec<f32>,
+) {
+    let h = heads * head_dim;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    scores.clear();
+    scores.resize(seq, 0.0);
+    for hd in 0..heads {
+        let cols = hd * head_dim..(hd + 1) * head_dim;
+        for i in 0..seq {
+            let qi = &q[i * h..][cols.clone()];
+            let mut max = f32::NEG_INFINITY;
+            for j in 0..seq {
+                if keep[j] == 0 {
+                    continue;
+                }
+                let kj = &k[j * h..][cols.clone()];
+                let dot: f32 = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
+                scores[j] = dot * scale;
+                max = max.max(scores[j]);
+            }
+            let mut sum = 0f32;
+            for j in 0..seq {
+                if keep[j] != 0 {
+                    scores[j] = (scores[j] - max).exp();
+                    sum += scores[j];
+                }
+            }
+            let out = &mut ctx[i * h..][cols.clone()];
+            out.fill(0.0);
+            for j in 0..seq {
+                if keep[j] == 0 {
+                    continue;
+                }
+                let p = scores[j] / sum;
+                for (o, vv) in out.iter_mut().zip(&v[j * h..][cols.clone()]) {
+                    *o += p * vv;
+                }
+            }
+        }
     }
 }
 
@@ -422,7 +691,15 @@ impl Bert {
     }
 
     /// `ids`, `type_ids`, `mask`: batch x seq (u32). Returns batch x seq x hidden (f32).
+    ///
+    /// When every linear layer is packed for Cairn's int8 kernels (the quantized bundles),
+    /// the layers run on plain reused buffers ([`Layer::forward_packed`]); otherwise (the
+    /// f32 reference bundle, calibration runs, block types the kernels do not take) through
+    /// candle's ops.
     pub fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        if self.layers.iter().all(|l| l.packed().is_some()) {
+            return self.forward_packed(ids, type_ids, mask);
+        }
         let mut x = self.embeddings.forward(ids, type_ids)?;
         // 0 where attended, a large negative where padded: softmax gives padding no weight.
         let mask_bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9f64)?
@@ -432,5 +709,27 @@ impl Bert {
             x = layer.forward(&x, &mask_bias)?;
         }
         Ok(x)
+    }
+
+    fn forward_packed(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (batch, seq) = ids.dims2()?;
+        let shape = Shape { batch, seq };
+        let x0 = self.embeddings.forward(ids, type_ids)?;
+        let h = x0.dim(2)?;
+        let x0 = x0.flatten_all()?.to_vec1::<f32>()?;
+        let keep = mask.flatten_all()?.to_vec1::<u32>()?;
+        let out = WORKSPACE.with(|ws| -> Result<Vec<f32>> {
+            let mut ws = ws.borrow_mut();
+            let n = x0.len();
+            if ws.x.len() < n {
+                ws.x.resize(n, 0.0);
+            }
+            ws.x[..n].copy_from_slice(&x0);
+            for layer in &self.layers {
+                layer.forward_packed(&mut ws, shape, &keep)?;
+            }
+            Ok(ws.x[..n].to_vec())
+        })?;
+        Ok(Tensor::from_vec(out, (batch, seq, h), ids.device())?)
     }
 }

@@ -66,7 +66,8 @@ enum Command {
         /// `/papers/{id}.html` or `#paper-{id}`.
         #[arg(long, value_name = "TEMPLATE")]
         url_template: Option<String>,
-        /// Copy the browser UI (cairn-search.js, cairn-worker.js, cairn.js, cairn_bg.wasm:
+        /// Copy the browser UI (cairn-search.js, cairn-worker.js, cairn.js, cairn_bg.wasm,
+        /// cairn_relaxed_bg.wasm:
         /// the `pkg/` folder `make wasm` builds) into the output, so the folder is all a
         /// site needs.
         #[arg(long, value_name = "DIR")]

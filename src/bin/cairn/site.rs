@@ -43,6 +43,7 @@ const UI_FILES: &[&str] = &[
     "cairn-worker.js",
     "cairn.js",
     "cairn_bg.wasm",
+    "cairn_relaxed_bg.wasm",
 ];
 
 pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> Result<()> {

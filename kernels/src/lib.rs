@@ -1,0 +1,460 @@
+//! Cairn's own int8 matrix kernels: the encoder's linear layers, `y = x W^T + b`.
+//!
+//! Laid out as MLAS and XNNPACK lay theirs out: weights are repacked once at load
+//! ([`PackedMatrix`], panels of [`NR`] output columns that a kernel streams in order), each
+//! call rounds its activations to int8 once ([`QuantizedRows`]), and one micro-kernel per
+//! instruction set multiplies a tile of up to [`MR`] rows by one panel, accumulating in i32.
+//! [`Kernel`] is the dispatch table: chosen once per process (compile-time `cfg` plus
+//! runtime detection where the platform has it), overridable for tests and benchmarks.
+//!
+//! The arithmetic is that of GGUF's `Q8_0` blocks, so a bundle's weights are used exactly as
+//! stored: every 32 consecutive inputs share one scale on each side. For output `(r, c)`:
+//!
+//! ```text
+//! acc = 0
+//! for each block b:  acc = acc + (isum(r, c, b) as f32) * (scale_x[r][b] * scale_w[c][b])
+//! y[r][c] = acc + bias[c]
+//! ```
+//!
+//! where `isum` is the exact integer dot product of the block's 32 int8 pairs. Every kernel
+//! computes the same integers and then the same float operations in the same order (no fused
+//! multiply-add anywhere), so all kernels give bit-identical outputs; `scalar.rs` is the
+//! reference each SIMD version is tested against (`kernels/tests/kernels.rs`, natively
+//! and in Chromium for both wasm builds).
+//!
+//! Values: weights are read in `[-127, 127]` (a stored -128, which no quantizer of ours
+//! writes, is read as -127), activations are rounded to `[-127, 127]` with the scale
+//! `max|x| / 127` per block. Those ranges are what keeps the SIMD tricks exact: AVX2's
+//! `maddubs` never saturates, and relaxed SIMD's 7-bit operand stays in range.
+
+mod pack;
+mod scalar;
+
+#[cfg(target_arch = "aarch64")]
+mod arm_neon;
+#[cfg(target_arch = "wasm32")]
+mod wasm128;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod wasm_relaxed;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use pack::{GgufBlocks, PackedMatrix};
+
+/// What a kernel call can refuse: shapes that do not fit together, or weight bytes that do
+/// not hold the matrix they claim to.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Operands whose shapes do not fit together.
+    #[error("int8 kernel: {0}")]
+    Shape(String),
+    /// Packed weights cut short or of the wrong length.
+    #[error("quantized weights: {0}")]
+    Weights(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Values per scale block (GGUF `Q8_0`'s block).
+pub const BLOCK: usize = 32;
+/// Output columns per weight panel.
+pub const NR: usize = 8;
+/// Rows per micro-kernel tile.
+pub const MR: usize = 4;
+/// Rows each thread takes at a time when a call is split over cores (native only).
+#[cfg(not(target_arch = "wasm32"))]
+const ROW_CHUNK: usize = 64;
+
+/// One implementation of the int8 GEMM. All give bit-identical results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Portable Rust: the reference.
+    Scalar,
+    /// x86-64 AVX2: `vpmaddubsw` + `vpmaddwd` with the sign trick.
+    Avx2,
+    /// x86-64 AVX-VNNI (`vpdpbusd`, 256-bit, VEX encoded).
+    AvxVnni,
+    /// x86-64 AVX-512 VNNI on 256-bit registers (`vpdpbusd`, EVEX encoded).
+    Avx512Vnni,
+    /// aarch64 NEON: `smull` + `sadalp`.
+    Neon,
+    /// wasm SIMD128: `i32x4.dot_i16x8_s` on widened operands.
+    Simd128,
+    /// wasm relaxed SIMD: `i32x4.relaxed_dot_i8x16_i7x16_add_s` (a build of its own).
+    RelaxedSimd,
+}
+
+impl Kernel {
+    /// The short name used in benchmarks, the `CAIRN_KERNEL` variable and the browser.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::AvxVnni => "avx-vnni",
+            Kernel::Avx512Vnni => "avx512-vnni",
+            Kernel::Neon => "neon",
+            Kernel::Simd128 => "simd128",
+            Kernel::RelaxedSimd => "relaxed-simd",
+        }
+    }
+
+    /// Every kernel this build can run on this machine, the reference first.
+    pub fn available() -> Vec<Kernel> {
+        let mut out = vec![Kernel::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                out.push(Kernel::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avxvnni")
+                && std::arch::is_x86_feature_detected!("avx2")
+            {
+                out.push(Kernel::AvxVnni);
+            }
+            if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx2")
+            {
+                out.push(Kernel::Avx512Vnni);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        out.push(Kernel::Neon);
+        #[cfg(target_arch = "wasm32")]
+        out.push(Kernel::Simd128);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        out.push(Kernel::RelaxedSimd);
+        out
+    }
+
+    /// The fastest available kernel: the last of [`Kernel::available`] by preference
+    /// order (VNNI over AVX2 over scalar; relaxed over plain SIMD128).
+    pub fn best() -> Kernel {
+        let avail = Kernel::available();
+        let order = [
+            Kernel::RelaxedSimd,
+            Kernel::Simd128,
+            Kernel::AvxVnni,
+            Kernel::Avx512Vnni,
+            Kernel::Avx2,
+            Kernel::Neon,
+        ];
+        order
+            .into_iter()
+            .find(|k| avail.contains(k))
+            .unwrap_or(Kernel::Scalar)
+    }
+
+    /// The kernel named `name` (see [`Kernel::name`]), if this machine can run it.
+    pub fn by_name(name: &str) -> Result<Kernel> {
+        let avail = Kernel::available();
+        avail
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = avail.iter().map(|k| k.name()).collect();
+                Error::Shape(format!(
+                    "kernel `{name}` is not available here (available: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// The kernel the encoder uses: [`Kernel::best`], or natively the one named by the
+    /// `CAIRN_KERNEL` environment variable (for benchmarks), chosen once per process.
+    pub fn current() -> Kernel {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            #[cfg(not(target_arch = "wasm32"))]
+            if let Ok(name) = std::env::var("CAIRN_KERNEL") {
+                if let Ok(k) = Kernel::by_name(&name) {
+                    return k;
+                }
+            }
+            Kernel::best()
+        })
+    }
+
+    /// Bytes per activation value of this kernel's prepared copy (see [`QuantizedRows`]).
+    fn prepared_width(self) -> usize {
+        match self {
+            Kernel::Scalar | Kernel::Neon => 0,
+            Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => 1,
+            Kernel::Simd128 | Kernel::RelaxedSimd => 2,
+        }
+    }
+}
+
+/// Activations rounded to int8 in blocks of [`BLOCK`], one scale per row and block, with
+/// the form the kernel reads prepared once per call. Reused across calls: it grows to the
+/// largest shape seen and never shrinks.
+#[derive(Debug, Clone)]
+pub struct QuantizedRows {
+    kernel: Kernel,
+    rows: usize,
+    blocks: usize,
+    /// `rows x blocks * BLOCK` values in `[-127, 127]`, zero past `k`.
+    q: Vec<i8>,
+    /// `rows x blocks` scales.
+    scales: Vec<f32>,
+    /// The kernel's own form of `q`, `rows x blocks * BLOCK * width` bytes:
+    /// AVX2 `|q|`; VNNI `q + 128`; SIMD128 `q` as little-endian i16; relaxed SIMD the two
+    /// 7-bit halves of `q + 127` (a row's first halves, then its second halves).
+    prepared: Vec<u8>,
+}
+
+impl Default for QuantizedRows {
+    fn default() -> Self {
+        Self::new(Kernel::Scalar)
+    }
+}
+
+impl QuantizedRows {
+    pub fn new(kernel: Kernel) -> Self {
+        Self {
+            kernel,
+            rows: 0,
+            blocks: 0,
+            q: Vec::new(),
+            scales: Vec::new(),
+            prepared: Vec::new(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The rounded value of row `r`, input `i` (tests and debugging).
+    pub fn value(&self, r: usize, i: usize) -> i8 {
+        self.q[r * self.blocks * BLOCK + i]
+    }
+
+    /// The scale of row `r`, block `b`.
+    pub fn scale(&self, r: usize, b: usize) -> f32 {
+        self.scales[r * self.blocks + b]
+    }
+
+    /// Rounds `x` (`rows x k`, row-major) for `kernel`.
+    pub fn quantize(&mut self, kernel: Kernel, x: &[f32], rows: usize, k: usize) -> Result<()> {
+        if x.len() != rows.saturating_mul(k) {
+            return Err(Error::Shape(format!(
+                "activations of {} values are not {rows} rows of {k}",
+                x.len()
+            )));
+        }
+        let blocks = k.div_ceil(BLOCK);
+        let kp = blocks * BLOCK;
+        self.kernel = kernel;
+        self.rows = rows;
+        self.blocks = blocks;
+        self.q.clear();
+        self.q.resize(rows * kp, 0);
+        self.scales.clear();
+        self.scales.resize(rows * blocks, 0.0);
+        for r in 0..rows {
+            let xr = &x[r * k..(r + 1) * k];
+            for b in 0..blocks {
+                let xb = &xr[b * BLOCK..((b + 1) * BLOCK).min(k)];
+                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                let qb = &mut self.q[r * kp + b * BLOCK..r * kp + b * BLOCK + xb.len()];
+                for (q, &v) in qb.iter_mut().zip(xb) {
+                    *q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
+                }
+                self.scales[r * blocks + b] = d;
+            }
+        }
+        let width = kernel.prepared_width();
+        self.prepared.clear();
+        self.prepared.resize(rows * kp * width, 0);
+        match kernel {
+            Kernel::Scalar | Kernel::Neon => {}
+            Kernel::Avx2 => {
+                for (p, &q) in self.prepared.iter_mut().zip(&self.q) {
+                    *p = q.unsigned_abs();
+                }
+            }
+            Kernel::AvxVnni | Kernel::Avx512Vnni => {
+                for (p, &q) in self.prepared.iter_mut().zip(&self.q) {
+                    *p = (q as i16 + 128) as u8;
+                }
+            }
+            Kernel::Simd128 => {
+                for (p, &q) in self.prepared.chunks_exact_mut(2).zip(&self.q) {
+                    p.copy_from_slice(&(q as i16).to_le_bytes());
+                }
+            }
+            Kernel::RelaxedSimd => {
+                for r in 0..rows {
+                    let (lo, hi) = self.prepared[r * 2 * kp..(r + 1) * 2 * kp].split_at_mut(kp);
+                    for (i, &q) in self.q[r * kp..(r + 1) * kp].iter().enumerate() {
+                        let u = (q as i16 + 127) as u8; // 0..=254
+                        lo[i] = u >> 1;
+                        hi[i] = u - (u >> 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `out = x W^T + bias` for `x` of `rows x k` already rounded into `x`; `out` is
+/// `rows x w.n()`, row-major. Natively, calls with many rows are split over the cores.
+pub fn gemm(
+    x: &QuantizedRows,
+    w: &PackedMatrix,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    let (m, n) = (x.rows, w.n());
+    if x.blocks != w.blocks() {
+        return Err(Error::Shape(format!(
+            "activations of {} blocks against weights of {} blocks",
+            x.blocks,
+            w.blocks()
+        )));
+    }
+    if out.len() != m * n {
+        return Err(Error::Shape(format!(
+            "output of {} values for {m} x {n}",
+            out.len()
+        )));
+    }
+    if bias.is_some_and(|b| b.len() != n) {
+        return Err(Error::Shape(format!(
+            "bias of {} values for {n} columns",
+            bias.map_or(0, |b| b.len())
+        )));
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if m >= 2 * ROW_CHUNK && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(ROW_CHUNK * n)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let r0 = i * ROW_CHUNK;
+                run(x, r0, chunk.len() / n.max(1), w, bias, chunk);
+            });
+        return Ok(());
+    }
+    run(x, 0, m, w, bias, out);
+    Ok(())
+}
+
+/// Rows `r0..r0 + rows` of `x` times `w` into `out` (those rows only): panels outer, tiles
+/// of [`MR`] rows inner, so each weight panel is read from memory once per call and from
+/// cache for every tile after the first.
+fn run(
+    x: &QuantizedRows,
+    r0: usize,
+    rows: usize,
+    w: &PackedMatrix,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = w.n();
+    for p in 0..w.panels() {
+        let mut r = 0;
+        while r < rows {
+            let mr = (rows - r).min(MR);
+            let mut tile = [[0f32; NR]; MR];
+            micro(x, r0 + r, mr, w, p, &mut tile);
+            let c0 = p * NR;
+            let nc = (n - c0).min(NR);
+            for (i, t) in tile.iter().enumerate().take(mr) {
+                let o = &mut out[(r + i) * n + c0..(r + i) * n + c0 + nc];
+                match bias {
+                    Some(b) => {
+                        for ((o, &v), &b) in o.iter_mut().zip(t).zip(&b[c0..c0 + nc]) {
+                            *o = v + b;
+                        }
+                    }
+                    None => o.copy_from_slice(&t[..nc]),
+                }
+            }
+            r += mr;
+        }
+    }
+}
+
+/// One tile: rows `r..r + mr` (`mr <= MR`) of `x` times panel `p` into `tile`.
+fn micro(
+    x: &QuantizedRows,
+    r: usize,
+    mr: usize,
+    w: &PackedMatrix,
+    p: usize,
+    tile: &mut [[f32; NR]; MR],
+) {
+    let t = Tile {
+        x,
+        r,
+        mr,
+        w,
+        p,
+        kp: x.blocks * BLOCK,
+    };
+    match x.kernel {
+        Kernel::Scalar => scalar::tile(&t, tile),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the kernel was chosen from `Kernel::available`, which checked the CPU.
+        Kernel::Avx2 => unsafe { x86::tile_avx2(&t, tile) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Kernel::AvxVnni => unsafe { x86::tile_avx_vnni(&t, tile) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Kernel::Avx512Vnni => unsafe { x86::tile_avx512_vnni(&t, tile) },
+        #[cfg(target_arch = "aarch64")]
+        Kernel::Neon => arm_neon::tile(&t, tile),
+        #[cfg(target_arch = "wasm32")]
+        Kernel::Simd128 => wasm128::tile(&t, tile),
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        Kernel::RelaxedSimd => wasm_relaxed::tile(&t, tile),
+        // A kernel this build lacks cannot be chosen (`Kernel::by_name` checks); the
+        // reference gives the same numbers.
+        #[allow(unreachable_patterns)]
+        _ => scalar::tile(&t, tile),
+    }
+}
+
+/// What a micro-kernel reads: `mr` rows of `x` from row `r`, and panel `p` of `w`.
+struct Tile<'a> {
+    x: &'a QuantizedRows,
+    r: usize,
+    mr: usize,
+    w: &'a PackedMatrix,
+    p: usize,
+    /// Padded row length of `x` (`blocks * BLOCK`).
+    kp: usize,
+}
+
+impl Tile<'_> {
+    fn blocks(&self) -> usize {
+        self.x.blocks
+    }
+
+    /// Row `i` of the tile: its int8 values.
+    fn q(&self, i: usize) -> &[i8] {
+        let r = self.r + i;
+        &self.x.q[r * self.kp..(r + 1) * self.kp]
+    }
+
+    /// Row `i` of the tile: its prepared bytes (see [`QuantizedRows`]).
+    #[allow(dead_code)]
+    fn prepared(&self, i: usize) -> &[u8] {
+        let width = self.x.kernel.prepared_width();
+        let r = self.r + i;
+        &self.x.prepared[r * self.kp * width..(r + 1) * self.kp * width]
+    }
+
+    /// Row `i` of the tile: its block scales.
+    fn scales(&self, i: usize) -> &[f32] {
+        let r = self.r + i;
+        &self.x.scales[r * self.x.blocks..(r + 1) * self.x.blocks]
+    }
+}

@@ -1,0 +1,255 @@
+//! Every kernel against the scalar reference, bit for bit, on awkward shapes: one row, 257
+//! rows (split over threads natively), one output column, `k` not a multiple of the block,
+//! all-zero and saturating inputs. The same sweep runs natively (plus property tests) and
+//! in Chromium for each wasm build (`make test-wasm`).
+
+use cairn_kernels::{gemm, GgufBlocks, Kernel, PackedMatrix, QuantizedRows, BLOCK};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Which kernels this build runs, in the test log (the wasm builds differ).
+#[test]
+fn kernels_available() {
+    let names: Vec<&str> = Kernel::available().iter().map(|k| k.name()).collect();
+    println!(
+        "kernels: {}; best {}",
+        names.join(", "),
+        Kernel::best().name()
+    );
+    assert_eq!(Kernel::available()[0], Kernel::Scalar);
+}
+
+/// A small deterministic generator (xorshift), so native and wasm runs see the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fill {
+    Random,
+    Zero,
+    /// Every value at the top of its range, signs alternating: the largest integer sums.
+    Saturating,
+    /// Mostly small values with a few large ones, as real activations are.
+    Outliers,
+}
+
+fn data(len: usize, fill: Fill, rng: &mut Rng) -> Vec<f32> {
+    (0..len)
+        .map(|i| match fill {
+            Fill::Random => rng.unit() * 3.0,
+            Fill::Zero => 0.0,
+            Fill::Saturating => {
+                if i % 3 == 0 {
+                    -5.0
+                } else {
+                    5.0
+                }
+            }
+            Fill::Outliers => {
+                let v = rng.unit();
+                if rng.next().is_multiple_of(17) {
+                    v * 40.0
+                } else {
+                    v * 0.1
+                }
+            }
+        })
+        .collect()
+}
+
+fn run(kernel: Kernel, x: &[f32], m: usize, k: usize, w: &PackedMatrix, bias: &[f32]) -> Vec<f32> {
+    let mut rows = QuantizedRows::new(kernel);
+    rows.quantize(kernel, x, m, k).unwrap();
+    let mut out = vec![f32::NAN; m * w.n()];
+    gemm(&rows, w, Some(bias), &mut out).unwrap();
+    out
+}
+
+/// Every available kernel gives the scalar reference's bits on this shape; the reference
+/// itself matches a float computation of the same rounded values.
+fn check(m: usize, n: usize, k: usize, fill: Fill, seed: u64) {
+    let mut rng = Rng(seed.max(1));
+    let x = data(m * k, fill, &mut rng);
+    let wf = data(n * k, fill, &mut rng);
+    let bias = data(n, Fill::Random, &mut rng);
+    let w = PackedMatrix::from_f32(&wf, n, k).unwrap();
+    let reference = run(Kernel::Scalar, &x, m, k, &w, &bias);
+
+    // The reference against f64 arithmetic on the rounded values it was given.
+    let mut rows = QuantizedRows::new(Kernel::Scalar);
+    rows.quantize(Kernel::Scalar, &x, m, k).unwrap();
+    for r in 0..m {
+        for c in 0..n {
+            let mut want = bias[c] as f64;
+            let mut mag = bias[c].abs() as f64;
+            for b in 0..k.div_ceil(BLOCK) {
+                let xs = rows.scale(r, b) as f64;
+                let ws = w.scale(c, b) as f64;
+                for i in b * BLOCK..((b + 1) * BLOCK).min(k) {
+                    let p = rows.value(r, i) as f64 * xs * w.value(c, i) as f64 * ws;
+                    want += p;
+                    mag += p.abs();
+                }
+            }
+            let got = reference[r * n + c] as f64;
+            assert!(
+                (got - want).abs() <= 1e-5 * mag + 1e-30,
+                "reference ({m}x{n}x{k} {fill:?}) at ({r},{c}): {got} vs {want}"
+            );
+        }
+    }
+
+    for kernel in Kernel::available() {
+        let got = run(kernel, &x, m, k, &w, &bias);
+        for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "{} differs from scalar ({m}x{n}x{k} {fill:?}) at row {} col {}: {a} vs {b}",
+                kernel.name(),
+                i / n,
+                i % n
+            );
+        }
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 8, 32),
+    (1, 1, 384),
+    (2, 3, 31),
+    (3, 17, 33),
+    (4, 8, 64),
+    (5, 9, 100),
+    (7, 16, 1536),
+    (10, 384, 384),
+    (257, 9, 33),
+    (129, 24, 96),
+];
+
+#[test]
+fn every_kernel_matches_the_reference_on_awkward_shapes() {
+    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+        check(m, n, k, Fill::Random, 17 + i as u64);
+    }
+}
+
+#[test]
+fn zero_saturating_and_outlier_inputs() {
+    for &(m, n, k) in &[(1, 1, 32), (5, 9, 100), (257, 9, 33), (6, 16, 1536)] {
+        check(m, n, k, Fill::Zero, 3);
+        check(m, n, k, Fill::Saturating, 5);
+        check(m, n, k, Fill::Outliers, 7);
+    }
+}
+
+/// Saturating values reach the ends of the int8 ranges: the integer sums the SIMD tricks
+/// must keep exact (AVX2 `maddubs` pairs, relaxed SIMD's 7-bit operand) are largest there.
+#[test]
+fn saturating_values_round_to_the_ends_of_the_range() {
+    let x = vec![5.0f32; 64];
+    let mut rows = QuantizedRows::new(Kernel::Scalar);
+    rows.quantize(Kernel::Scalar, &x, 1, 64).unwrap();
+    assert_eq!(rows.value(0, 0), 127);
+    let w = PackedMatrix::from_f32(&[-5.0; 64], 1, 64).unwrap();
+    assert_eq!(w.value(0, 63), -127);
+}
+
+/// A row's output does not depend on the rows beside it: one call for 257 rows (split
+/// over threads natively) equals 257 calls of one row, so a batch and a single query
+/// embed the same text identically.
+#[test]
+fn rows_are_independent_of_their_batch() {
+    let (m, n, k) = (257, 40, 96);
+    let mut rng = Rng(99);
+    let x = data(m * k, Fill::Random, &mut rng);
+    let w = PackedMatrix::from_f32(&data(n * k, Fill::Random, &mut rng), n, k).unwrap();
+    let bias = data(n, Fill::Random, &mut rng);
+    let kernel = Kernel::best();
+    let all = run(kernel, &x, m, k, &w, &bias);
+    for r in [0, 1, 63, 64, 128, 200, 256] {
+        let one = run(kernel, &x[r * k..(r + 1) * k], 1, k, &w, &bias);
+        assert_eq!(one, all[r * n..(r + 1) * n], "row {r}");
+    }
+}
+
+#[test]
+fn gguf_blocks_pack_exactly() {
+    // Two rows of one Q8_0 block each, then the same values as Q4_0.
+    let scale = half::f16::from_f32(0.5).to_le_bytes();
+    let mut q8 = Vec::new();
+    for row in 0..2i8 {
+        q8.extend_from_slice(&scale);
+        q8.extend((0..32).map(|j| (j as i8 - 16 + row) as u8));
+    }
+    let w = PackedMatrix::from_gguf(GgufBlocks::Q8_0, &q8, 2, 32).unwrap();
+    for j in 0..32 {
+        assert_eq!(w.value(0, j), j as i8 - 16);
+        assert_eq!(w.value(1, j), j as i8 - 15);
+    }
+    assert_eq!(w.scale(1, 0), 0.5);
+
+    let mut q4 = scale.to_vec();
+    q4.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+    let w = PackedMatrix::from_gguf(GgufBlocks::Q4_0, &q4, 1, 32).unwrap();
+    for j in 0..16 {
+        assert_eq!(w.value(0, j), j as i8 - 8);
+        assert_eq!(w.value(0, j + 16), 7 - j as i8);
+    }
+    // -128 is read as -127 so that every kernel's tricks stay exact.
+    let mut bad = scale.to_vec();
+    bad.extend([0x80u8; 32]);
+    let w = PackedMatrix::from_gguf(GgufBlocks::Q8_0, &bad, 1, 32).unwrap();
+    assert_eq!(w.value(0, 5), -127);
+}
+
+#[test]
+fn wrong_shapes_are_errors_not_panics() {
+    assert!(PackedMatrix::from_gguf(GgufBlocks::Q8_0, &[0; 33], 1, 32).is_err());
+    assert!(PackedMatrix::from_gguf(GgufBlocks::Q8_0, &[0; 34], 1, 31).is_err());
+    assert!(PackedMatrix::from_gguf(GgufBlocks::Q8_0, &[], usize::MAX, 64).is_err());
+    assert!(PackedMatrix::from_f32(&[0.0; 5], 2, 3).is_err());
+    let w = PackedMatrix::from_f32(&[0.0; 64], 1, 64).unwrap();
+    let mut rows = QuantizedRows::new(Kernel::Scalar);
+    assert!(rows.quantize(Kernel::Scalar, &[0.0; 10], 3, 4).is_err());
+    rows.quantize(Kernel::Scalar, &[0.0; 32], 1, 32).unwrap();
+    assert!(gemm(&rows, &w, None, &mut [0.0; 1]).is_err());
+    rows.quantize(Kernel::Scalar, &[0.0; 64], 1, 64).unwrap();
+    assert!(gemm(&rows, &w, None, &mut [0.0; 2]).is_err());
+    assert!(gemm(&rows, &w, Some(&[0.0; 2]), &mut [0.0; 1]).is_err());
+    gemm(&rows, &w, Some(&[1.5]), &mut [0.0; 1]).unwrap();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        #[test]
+        fn any_shape_matches_the_reference(
+            m in 1usize..40, n in 1usize..40, k in 1usize..200, seed in 1u64..u64::MAX,
+        ) {
+            check(m, n, k, Fill::Random, seed);
+            check(m, n, k, Fill::Outliers, seed);
+        }
+    }
+}
