@@ -19,7 +19,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-.PHONY: all test test-native test-wasm test-e2e lint model tools wasm www demo book-index fuzz \
+.PHONY: all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo book-index fuzz \
 	bench bench-encode bench-browser bench-gpu eval-scifact clean FORCE
 
 all: model
@@ -68,25 +68,50 @@ demo: www
 book-index: model wasm
 	scripts/book-index.sh $(DEMO_BUNDLE) $(CLI) --write BENCHMARKS.md
 
+# The relaxed-SIMD wasm build: its own flags, so its own target folder (scripts/build-wasm.sh).
+RELAXED := RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"'
+RELAXED_DIR := --target-dir target/relaxed
+
 lint: model tools
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
+	$(CARGO) clippy -p cairn-kernels --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --all-targets --features gpu -- -D warnings
+	$(RELAXED) $(CARGO) clippy --target wasm32-unknown-unknown -p cairn-kernels --all-targets $(RELAXED_DIR) \
+		-- -D warnings
 
 # GPU tests run on whatever adapter wgpu finds (Mesa's lavapipe in CI) and say SKIPPED
 # when there is none.
 test-native: model
 	$(CARGO) test --features $(FEATURES)
+	$(CARGO) test -p cairn-kernels
 
+# The NEON kernel against the reference, cross-compiled for aarch64 and run under
+# qemu-user (apt-get install qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross).
+ARM := aarch64-unknown-linux-gnu
+test-arm: tools
+	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null || { \
+		echo "test-arm needs qemu-aarch64 and aarch64-linux-gnu-gcc:" \
+			"apt-get install qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross" >&2; exit 1; }
+	rustup target list --installed | grep -qx $(ARM) || rustup target add $(ARM)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+		$(CARGO) test -p cairn-kernels --target $(ARM)
+
+# The engine's parity in Chromium, and the kernel sweep in both wasm builds (SIMD128 and
+# relaxed SIMD) against the scalar reference.
 test-wasm: model
 	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown --test wasm_parity
+	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels --test kernels
+	$(WASM_TEST_ENV) $(RELAXED) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels \
+		--test kernels $(RELAXED_DIR)
 
 # End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
 test-e2e: www
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost node --test tests/e2e/
 
 # The README's test command: lint, native tests, wasm tests and browser tests in Chromium.
-test: lint test-native test-wasm test-e2e
+test: lint test-native test-arm test-wasm test-e2e
 
 # Browser benchmark on the SciFact index (built by eval-scifact): see bench/browser.mjs.
 bench-browser: www
@@ -113,7 +138,8 @@ eval-scifact: $(RELEASE_CLI) $(BUNDLES)
 
 clean:
 	$(CARGO) clean
-	rm -rf models pkg node_modules www/indexes www/book www/cairn/cairn.js www/cairn/cairn_bg.wasm
+	rm -rf models pkg node_modules www/indexes www/book www/cairn/cairn.js www/cairn/cairn_bg.wasm \
+		www/cairn/cairn_relaxed_bg.wasm
 
 # Fuzz every parser that reads outside bytes (cargo-fuzz, nightly): FUZZ_SECONDS per target.
 FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query

@@ -195,7 +195,7 @@ run_cairn_index_timing() {
     rm -rf "$OUT/scifact-$q"
     local t0 t1
     t0=$(date +%s.%N)
-    "$CLI" index --model "models/all-minilm-l6-v2-$q.gguf" --jsonl "$SCIFACT/corpus.jsonl" \
+    "$CLI" index --no-cache --model "models/all-minilm-l6-v2-$q.gguf" --jsonl "$SCIFACT/corpus.jsonl" \
       --out "$OUT/scifact-$q" 2> "$OUT/cairn-index-$q.log"
     t1=$(date +%s.%N)
     python3 -c "print(f'{$t1 - $t0:.2f}')" > "$OUT/cairn-index-$q.wall"
@@ -231,7 +231,7 @@ rustbook() {
     uptime > "$OUT/book-$q.load"
     local t0 t1
     t0=$(date +%s.%N)
-    "$CLI" index --model "models/all-minilm-l6-v2-$q.gguf" --site "$book" --base-url /book/ \
+    "$CLI" index --no-cache --model "models/all-minilm-l6-v2-$q.gguf" --site "$book" --base-url /book/ \
       --out "$OUT/book-$q" 2> "$OUT/book-$q.log"
     t1=$(date +%s.%N)
     python3 -c "print(f'{$t1 - $t0:.2f}')" > "$OUT/book-$q.wall"

@@ -22,7 +22,7 @@ book="$(dirname "$(rustup doc --path)")/book"
 ln -sfn "$book" www/book
 mkdir -p target
 start=$(date +%s.%N)
-"$cli" index --model "$bundle" --site "$book" --base-url /book/ --out www/indexes/book 2> target/book-index.log
+"$cli" index --no-cache --model "$bundle" --site "$book" --base-url /book/ --out www/indexes/book 2> target/book-index.log
 end=$(date +%s.%N)
 cat target/book-index.log
 report=target/book-index.md

@@ -4,14 +4,30 @@
 # UI layer beside them. Output: pkg/ (the npm package) and a copy in www/cairn/ for the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two builds of one engine: SIMD128 (every browser with wasm SIMD), and SIMD128 + relaxed
+# SIMD (Chrome 114+, Firefox 146+), whose int8 kernel uses the relaxed dot product. Their
+# JavaScript glue is the same; the worker picks the wasm file the browser validates.
+# The relaxed build has its own target folder, so each keeps its incremental cache.
 cargo build --profile wasm-release --target wasm32-unknown-unknown --lib --features gpu
+RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"' \
+  cargo build --profile wasm-release --target wasm32-unknown-unknown --lib --features gpu \
+  --target-dir target/relaxed
 wasm-bindgen --target web --out-dir pkg --out-name cairn \
   target/wasm32-unknown-unknown/wasm-release/cairn.wasm
-node_modules/.bin/wasm-opt -O3 \
-  --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  pkg/cairn_bg.wasm -o pkg/cairn_bg.wasm.opt
+rm -rf target/relaxed/bindgen
+wasm-bindgen --target web --out-dir target/relaxed/bindgen --out-name cairn \
+  target/relaxed/wasm32-unknown-unknown/wasm-release/cairn.wasm
+if ! cmp -s pkg/cairn.js target/relaxed/bindgen/cairn.js; then
+  echo "the two builds' JavaScript glue differs; one cairn.js cannot load both" >&2
+  diff pkg/cairn.js target/relaxed/bindgen/cairn.js | head -20 >&2
+  exit 1
+fi
+features=(--enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
+node_modules/.bin/wasm-opt -O3 "${features[@]}" pkg/cairn_bg.wasm -o pkg/cairn_bg.wasm.opt
 mv pkg/cairn_bg.wasm.opt pkg/cairn_bg.wasm
+node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
+  target/relaxed/bindgen/cairn_bg.wasm -o pkg/cairn_relaxed_bg.wasm
 cp www/cairn/cairn-search.js www/cairn/cairn-worker.js pkg/
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 cat > pkg/package.json <<JSON
@@ -24,12 +40,13 @@ cat > pkg/package.json <<JSON
   "main": "cairn.js",
   "module": "cairn.js",
   "types": "cairn.d.ts",
-  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "README.md"],
+  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "README.md"],
   "exports": {
     ".": { "types": "./cairn.d.ts", "default": "./cairn.js" },
     "./element": "./cairn-search.js",
     "./worker": "./cairn-worker.js",
-    "./cairn_bg.wasm": "./cairn_bg.wasm"
+    "./cairn_bg.wasm": "./cairn_bg.wasm",
+    "./cairn_relaxed_bg.wasm": "./cairn_relaxed_bg.wasm"
   },
   "sideEffects": ["./cairn-search.js"]
 }
@@ -38,7 +55,8 @@ cat > pkg/README.md <<'MD'
 # cairn-search
 
 Semantic search that runs in the visitor's browser: the Cairn engine compiled to
-WebAssembly (`cairn.js`, `cairn_bg.wasm`, TypeScript types in `cairn.d.ts`), its worker
+WebAssembly (`cairn.js`, `cairn_bg.wasm`, and `cairn_relaxed_bg.wasm` built with relaxed
+SIMD for the browsers that have it; TypeScript types in `cairn.d.ts`), its worker
 (`cairn-worker.js`) and the `<cairn-search>` element (`cairn-search.js`).
 
 Build an index folder with the `cairn` command line (`cairn index --site public --out
@@ -53,5 +71,5 @@ Or drive the engine yourself: `import init, { Engine } from "cairn-search"`, the
 `engine.loadIndex(bytes)`, `engine.loadModel(bytes)`, `engine.search(query, 10, "hybrid")`.
 MD
 mkdir -p www/cairn
-cp pkg/cairn.js pkg/cairn_bg.wasm www/cairn/
-ls -l pkg/cairn_bg.wasm
+cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm www/cairn/
+ls -l pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm

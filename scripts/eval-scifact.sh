@@ -25,7 +25,7 @@ for quant in ${QUANTS:-q8_0 q4_mix q4_0}; do
     echo "build $quant: reused, built with this bundle in $secs"
   else
     start=$(date +%s.%N)
-    $cli index --model "$bundle" --jsonl "$data/corpus.jsonl" --out "$out" 2> "target/scifact/$quant.build.log"
+    $cli index --no-cache --model "$bundle" --jsonl "$data/corpus.jsonl" --out "$out" 2> "target/scifact/$quant.build.log"
     end=$(date +%s.%N)
     secs=$(python3 -c "print(f'{$end - $start:.0f}')")
     echo "$secs" > "target/scifact/$quant.build.secs"

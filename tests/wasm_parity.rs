@@ -51,21 +51,22 @@ fn check(bundle: &[u8], native_jsonl: &str, threshold: f32) {
             vs_reference >= threshold,
             "sentence {i}: browser vs sentence-transformers cosine {vs_reference}"
         );
-        // Same kernels on both sides (see `Matrix` in src/model/bert.rs), but not
-        // bit-identical: wasm's SIMD128 dot products sum in another order than AVX, and the
-        // 8-bit rounding of activations inside quantized matmuls can flip on such
-        // differences. Measured: 1 - 5e-5 typical, 1 - 4.4e-4 at worst.
+        // The same int8 kernels' arithmetic on both sides (`cairn_kernels`: exact integer
+        // sums, then the same float operations in the same order), so the linear layers
+        // agree bit for bit; what differs is the rest of the forward pass (exp, erf and the
+        // sums of candle's softmax and layer norm in wasm against x86), and through it, now
+        // and then, one activation's 8-bit rounding.
         let vs_native = cosine(&browser[i], &native[i]);
         sum += vs_native;
         report.push(format!("{vs_native:.6}"));
         assert!(
-            vs_native >= 0.9995,
+            vs_native >= 0.9999,
             "sentence {i}: browser vs native cosine {vs_native} (all: {report:?})"
         );
     }
     let mean = sum / s.sentences.len() as f32;
     assert!(
-        mean >= 0.9999,
+        mean >= 0.99995,
         "mean browser vs native cosine {mean} (all: {report:?})"
     );
     wasm_bindgen_test::console_log!("browser vs native cosines: {report:?}");

@@ -84,6 +84,20 @@ pub enum Kernel {
     RelaxedSimd,
 }
 
+/// Every kernel, in declaration order (for [`Kernel::set_current`]).
+const ALL: [Kernel; 7] = [
+    Kernel::Scalar,
+    Kernel::Avx2,
+    Kernel::AvxVnni,
+    Kernel::Avx512Vnni,
+    Kernel::Neon,
+    Kernel::Simd128,
+    Kernel::RelaxedSimd,
+];
+
+/// 0, or one more than the index in [`ALL`] of the kernel set by [`Kernel::set_current`].
+static OVERRIDE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 impl Kernel {
     /// The short name used in benchmarks, the `CAIRN_KERNEL` variable and the browser.
     pub fn name(self) -> &'static str {
@@ -161,10 +175,15 @@ impl Kernel {
             })
     }
 
-    /// The kernel the encoder uses: [`Kernel::best`], or natively the one named by the
-    /// `CAIRN_KERNEL` environment variable (for benchmarks), chosen once per process.
+    /// The kernel the encoder uses: the one set by [`Kernel::set_current`], else
+    /// [`Kernel::best`], or natively the one named by the `CAIRN_KERNEL` environment variable
+    /// (for benchmarks), chosen once per process.
     pub fn current() -> Kernel {
         static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        let set = OVERRIDE.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(k) = ALL.get(set.wrapping_sub(1) as usize) {
+            return *k;
+        }
         *CHOSEN.get_or_init(|| {
             #[cfg(not(target_arch = "wasm32"))]
             if let Ok(name) = std::env::var("CAIRN_KERNEL") {
@@ -174,6 +193,20 @@ impl Kernel {
             }
             Kernel::best()
         })
+    }
+
+    /// Makes every later call use `kernel` (benchmarks comparing kernels in one process),
+    /// or goes back to the default with `None`. Refuses a kernel this machine cannot run.
+    pub fn set_current(kernel: Option<Kernel>) -> Result<()> {
+        let code = match kernel {
+            None => 0,
+            Some(k) => {
+                Kernel::by_name(k.name())?;
+                ALL.iter().position(|&a| a == k).map_or(0, |i| i as u8 + 1)
+            }
+        };
+        OVERRIDE.store(code, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Bytes per activation value of this kernel's prepared copy (see [`QuantizedRows`]).

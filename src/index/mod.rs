@@ -4,6 +4,7 @@
 //! time) and [`Index::from_bytes`] reads them (natively and in the browser), validating
 //! magic, version, checksum and every section's size before use.
 
+pub mod cache;
 pub mod dense;
 pub mod format;
 pub mod lexical;

@@ -77,8 +77,23 @@ enum Matrix {
     /// conversion: candle's portable quantized kernel (`k_quants::matmul`, activations
     /// rounded to `Q8_0` blocks). Conversion keeps it so a bundle converts to the same bytes
     /// as before the int8 kernels existed.
-    Blocks { storage: QStorage, n: usize },
+    Blocks {
+        storage: QStorage,
+        n: usize,
+        /// Native only: the weights as a tensor, and dequantized to f32 on first use by a
+        /// large batch (see [`Matrix::forward`]).
+        #[cfg(not(target_arch = "wasm32"))]
+        weights: QTensor,
+        #[cfg(not(target_arch = "wasm32"))]
+        dense: std::sync::OnceLock<Tensor>,
+    },
 }
+
+/// Rows (tokens) from which a native batch on candle's block kernel takes the dense path of
+/// [`Matrix::forward`] (calibration runs: the same function as before the int8 kernels, so
+/// conversions stay byte-identical).
+#[cfg(not(target_arch = "wasm32"))]
+const DENSE_PATH_MIN_ROWS: usize = 256;
 
 impl Matrix {
     /// `packed`: use Cairn's int8 kernels where the block type allows.
@@ -107,7 +122,14 @@ impl Matrix {
                     )?));
                 }
                 let storage = QStorage::from_data(t.data()?, &Device::Cpu, dtype)?;
-                Ok(Matrix::Blocks { storage, n })
+                Ok(Matrix::Blocks {
+                    storage,
+                    n,
+                    #[cfg(not(target_arch = "wasm32"))]
+                    weights: t,
+                    #[cfg(not(target_arch = "wasm32"))]
+                    dense: std::sync::OnceLock::new(),
+                })
             }
         }
     }
@@ -141,7 +163,35 @@ impl Matrix {
                 dims.push(w.n());
                 return Ok(Tensor::from_vec(dst, dims, x.device())?);
             }
-            Matrix::Blocks { storage, n } => {
+            // Natively, large batches compute the very same function on the dense path:
+            // activations rounded to `Q8_0` blocks and back (candle's own rounding), times the
+            // dequantized weights, in candle's f32 matmul.
+            #[cfg(not(target_arch = "wasm32"))]
+            Matrix::Blocks { weights, dense, .. }
+                if x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1)
+                    >= DENSE_PATH_MIN_ROWS =>
+            {
+                let w = match dense.get() {
+                    Some(w) => w,
+                    None => {
+                        let _ = dense.set(weights.dequantize(&Device::Cpu)?);
+                        dense.get().ok_or_else(|| {
+                            Error::InvalidArgument("dense weights unavailable".into())
+                        })?
+                    }
+                };
+                let dims = x.dims().to_vec();
+                let k = dims[dims.len() - 1];
+                let flat = x.reshape(((), k))?;
+                let rounded =
+                    QTensor::quantize(&flat, GgmlDType::Q8_0)?.dequantize(&Device::Cpu)?;
+                let y = rounded.matmul(&w.t()?)?;
+                let mut out = dims;
+                let last = out.len() - 1;
+                out[last] = w.dim(0)?;
+                y.reshape(out)?.broadcast_add(bias)?
+            }
+            Matrix::Blocks { storage, n, .. } => {
                 let QStorage::Cpu(storage) = storage else {
                     return Err(Error::InvalidArgument(
                         "quantized weights must be on the CPU".into(),
@@ -648,9 +698,7 @@ fn attention_one(
                 if keep[j] == 0 {
                     continue;
                 }
-                let kj = &k[j * h..][cols.clone()];
-                let dot: f32 = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
-                scores[j] = dot * scale;
+                scores[j] = dot(qi, &k[j * h..][cols.clone()]) * scale;
                 max = max.max(scores[j]);
             }
             let mut sum = 0f32;
@@ -673,6 +721,25 @@ fn attention_one(
             }
         }
     }
+}
+
+/// A dot product in eight running sums (which the compiler keeps in one SIMD register; a
+/// single running sum would serialise every addition).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// The BERT encoder: token ids in, contextual token vectors out.

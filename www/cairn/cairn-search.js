@@ -9,10 +9,13 @@
 //
 // Attributes read:    index (URL of the index folder), placeholder, results, mode
 //                     (hybrid | dense | lexical), label (accessible name), backend
-//                     (auto | webgpu | cpu; the page's ?backend= overrides it)
+//                     (auto | webgpu | cpu; the page's ?backend= overrides it), wasm
+//                     (auto | simd128: which engine build; auto takes the relaxed-SIMD
+//                     build where the browser has relaxed SIMD; the page's ?wasm= overrides)
 // Attributes written: data-state   loading | keyword | ready | error
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
+//                     data-kernel  the engine's int8 kernel: simd128 | relaxed-simd
 //                     data-mode    the mode of the results on screen
 // Events:             cairn-state   { state, message, detail }
 //                     cairn-results { query, mode, hits, timings }
@@ -162,8 +165,10 @@ class CairnSearch extends HTMLElement {
     }
     this.worker.onmessage = (e) => this.onWorker(e.data);
     this.worker.onerror = (e) => this.setState('error', `Search could not start: ${e.message || 'worker failed'}`);
-    const backend = new URLSearchParams(location.search).get('backend') || this.getAttribute('backend') || 'auto';
-    this.worker.postMessage({ type: 'init', base, backend });
+    const params = new URLSearchParams(location.search);
+    const backend = params.get('backend') || this.getAttribute('backend') || 'auto';
+    const wasm = params.get('wasm') || this.getAttribute('wasm') || 'auto';
+    this.worker.postMessage({ type: 'init', base, backend, wasm });
   }
 
   disconnectedCallback() {
@@ -185,6 +190,7 @@ class CairnSearch extends HTMLElement {
     this.stateMessage = message;
     this.stateDetail = detail;
     if (detail.backend) this.dataset.backend = detail.backend;
+    if (detail.kernel) this.dataset.kernel = detail.kernel;
     this.renderStatus();
     this.dispatchEvent(new CustomEvent('cairn-state', { detail: { state, message, detail } }));
   }
@@ -201,7 +207,8 @@ class CairnSearch extends HTMLElement {
     } else if (this.dataset.state === 'keyword' && !d.modelError) {
       text = 'Keyword results only; loading the model…';
     } else if (this.dataset.state === 'ready') {
-      text = `Ready: keyword + meaning search (${d.backend || 'cpu'}${d.quant ? `, ${d.quant}` : ''})`;
+      const parts = [d.backend || 'cpu', d.quant, d.backend !== 'webgpu' && d.kernel].filter(Boolean);
+      text = `Ready: keyword + meaning search (${parts.join(', ')})`;
     }
     this.statusText.textContent = text;
     this.renderDetails(d);

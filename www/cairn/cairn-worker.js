@@ -2,8 +2,11 @@
 // in the wasm engine, so the page only renders.
 //
 // Messages from the page:
-//   { type: 'init', base, backend }   base: absolute URL of the index folder (cairn-entry.json);
-//                                     backend: 'auto' (default), 'webgpu' or 'cpu'
+//   { type: 'init', base, backend, wasm }
+//                                     base: absolute URL of the index folder (cairn-entry.json);
+//                                     backend: 'auto' (default), 'webgpu' or 'cpu';
+//                                     wasm: 'auto' (default: the relaxed-SIMD build where the
+//                                     browser validates relaxed SIMD) or 'simd128'
 //   { type: 'search', seq, query, k, mode }
 //   { type: 'retry' }                 fetch again whatever failed (index or model)
 // Messages to the page:
@@ -27,6 +30,7 @@ let scheduled = false;
 let lastQuery = null;
 let running = false;
 let backendPref = 'auto';
+let wasmPref = 'auto';
 let gpuReport = null;
 
 const post = (msg) => self.postMessage(msg);
@@ -159,7 +163,13 @@ async function loadIndex() {
 }
 
 function readyDetail() {
-  return { backend: engine.backend, quant: engine.quant, passages: manifest.passages, gpu: gpuReport };
+  return {
+    backend: engine.backend,
+    kernel: engine.kernel,
+    quant: engine.quant,
+    passages: manifest.passages,
+    gpu: gpuReport,
+  };
 }
 
 // WebGPU, when the browser has it and the page did not ask for the CPU: calibrated against
@@ -205,9 +215,43 @@ async function loadModel() {
   }
 }
 
+// A minimal module whose one function runs i32x4.relaxed_dot_i8x16_i7x16_add_s, the
+// instruction the relaxed build's kernel uses: it validates only where relaxed SIMD exists.
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, // magic, version
+  1, 5, 1, 96, 0, 1, 123, // type: () -> v128
+  3, 2, 1, 0, // one function of that type
+  10, 18, 1, 16, 0, // code: one body of 16 bytes, no locals
+  65, 1, 253, 15, 65, 2, 253, 15, 65, 3, 253, 17, // i8x16.splat 1, i8x16.splat 2, i32x4.splat 3
+  253, 147, 2, 11, // i32x4.relaxed_dot_i8x16_i7x16_add_s, end
+]);
+
+function hasRelaxedSimd() {
+  try {
+    return WebAssembly.validate(RELAXED_SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// The engine: the relaxed-SIMD build where the browser has relaxed SIMD (and the page did not
+// ask for the plain one), else the SIMD128 build. Both compute the same vectors.
+async function startEngine() {
+  if (wasmPref !== 'simd128' && hasRelaxedSimd()) {
+    try {
+      await init({ module_or_path: new URL('./cairn_relaxed_bg.wasm', import.meta.url) });
+      return new Engine();
+    } catch (e) {
+      console.warn(`cairn: the relaxed-SIMD engine did not load (${e.message}); using SIMD128`);
+    }
+  }
+  await init({ module_or_path: new URL('./cairn_bg.wasm', import.meta.url) });
+  return new Engine();
+}
+
 async function start() {
   try {
-    engine = engine || (await init().then(() => new Engine()));
+    engine = engine || (await startEngine());
   } catch (e) {
     state('error', `Search could not start: ${e.message}`, { fatal: true });
     return;
@@ -266,6 +310,7 @@ self.onmessage = (event) => {
   switch (msg.type) {
     case 'init':
       backendPref = ['webgpu', 'cpu'].includes(msg.backend) ? msg.backend : 'auto';
+      wasmPref = msg.wasm === 'simd128' ? 'simd128' : 'auto';
       base = new URL(msg.base, self.location.href).href;
       if (!base.endsWith('/')) base += '/';
       start();

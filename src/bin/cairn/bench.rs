@@ -34,6 +34,7 @@ of passages.";
 struct Row {
     file: String,
     quant: String,
+    kernel: &'static str,
     bytes: u64,
     load_ms: f64,
     query_tokens: usize,
@@ -104,6 +105,7 @@ fn measure(path: &Path, queries: usize, n_passages: usize) -> Result<Row> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
         quant: enc.quant().to_string(),
+        kernel: "",
         bytes: bytes.len() as u64,
         load_ms,
         query_tokens,
@@ -145,28 +147,57 @@ pub fn encode(
     passages: usize,
     write: Option<&Path>,
 ) -> Result<()> {
-    let threads = candle_core::utils::get_num_threads();
+    use cairn::kernels::Kernel;
+    let threads = rayon::current_num_threads();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let mut rows = Vec::new();
+    // Each bundle on the fastest kernel; the first quantized one also on the portable x86
+    // kernel and the scalar reference, so the table shows what each step of the ladder buys.
+    let best = Kernel::best();
+    let mut ladder_done = false;
     for m in models {
-        eprintln!("measuring {} ...", m.display());
-        rows.push(measure(m, queries.max(1), passages.max(1))?);
+        let mut kernels = vec![best];
+        let quantized = !m.to_string_lossy().contains("f32");
+        if quantized && !ladder_done {
+            ladder_done = true;
+            kernels.extend(
+                Kernel::available()
+                    .into_iter()
+                    .filter(|&k| k != best && matches!(k, Kernel::Avx2 | Kernel::Scalar)),
+            );
+        }
+        for k in kernels {
+            Kernel::set_current(Some(k))?;
+            eprintln!("measuring {} ({}) ...", m.display(), k.name());
+            let mut r = measure(m, queries.max(1), passages.max(1))?;
+            r.kernel = if quantized { k.name() } else { "candle f32" };
+            rows.push(r);
+        }
+        Kernel::set_current(None)?;
     }
     let mut md = String::new();
     md.push_str(&format!(
-        "Measured {} on {} with `cairn bench encode` (native, release build, {threads} threads; \
-         {queries} single queries after 20 warm-up runs; {passages} passages of 200 tokens in \
-         batches of {}).\n\n",
+        "Measured {} on {} (load average {} at the start) with `cairn bench encode` (native, \
+         release build, {threads} threads; {queries} single queries after 20 warm-up runs; \
+         {passages} passages of 200 tokens in batches of {}). Quantized bundles run Cairn's \
+         int8 kernels (`kernel` column; `CAIRN_KERNEL` picks one), the f32 bundle candle's \
+         f32 matmul.\n\n",
         today(),
         machine(),
+        load,
         cairn::model::DEFAULT_BATCH_SIZE
     ));
-    md.push_str("| bundle | quant | size (MB) | load (ms) | query tokens | query p50 (ms) | query p95 (ms) | passages/s (200 tokens) |\n");
-    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| bundle | quant | kernel | size (MB) | load (ms) | query tokens | query p50 (ms) | query p95 (ms) | passages/s (200 tokens) |\n");
+    md.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.1} |\n",
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.1} |\n",
             r.file,
             r.quant,
+            r.kernel,
             r.bytes as f64 / 1e6,
             r.load_ms,
             r.query_tokens,

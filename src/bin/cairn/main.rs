@@ -72,6 +72,14 @@ enum Command {
         /// site needs.
         #[arg(long, value_name = "DIR")]
         ui: Option<PathBuf>,
+        /// The embedding cache: vectors of an earlier build of the same output, reused for
+        /// passages whose text is unchanged (default: a file per output folder under
+        /// $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
+        #[arg(long, value_name = "FILE", conflicts_with = "no_cache")]
+        cache: Option<PathBuf>,
+        /// Embed every passage afresh, and neither read nor write the embedding cache.
+        #[arg(long)]
+        no_cache: bool,
         /// Embed passages on the GPU (wgpu: Vulkan, Metal, DX12) when an adapter exists;
         /// falls back to the CPU with a message otherwise.
         #[arg(long)]
@@ -301,6 +309,8 @@ fn main() -> Result<()> {
             base_url,
             url_template,
             ui,
+            cache,
+            no_cache,
             gpu,
         } => {
             let source = match (site, jsonl, markdown) {
@@ -315,6 +325,11 @@ fn main() -> Result<()> {
                 url_template,
                 ui,
                 gpu,
+                cache: if no_cache {
+                    None
+                } else {
+                    Some(cache.unwrap_or_else(|| site::default_cache_path(&out)))
+                },
             };
             site::index(&model, source, &out, &opts)?;
         }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
+use cairn::index::cache::{EmbeddingCache, Mismatch};
 use cairn::index::manifest::{hashed_name, Manifest, MANIFEST_NAME, MANIFEST_VERSION};
 use cairn::index::{build_index, Index, Passage};
 use cairn::ingest::{self, SiteOptions};
@@ -35,6 +36,74 @@ pub struct IndexOptions {
     pub ui: Option<PathBuf>,
     /// Embed on the GPU when there is one.
     pub gpu: bool,
+    /// The embedding cache file (`None`: embed everything, write no cache).
+    pub cache: Option<PathBuf>,
+}
+
+/// The default embedding cache of an output folder: one file per folder (named by its
+/// absolute path's hash) in the user's cache directory, never inside the deployed folder.
+pub fn default_cache_path(out: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let dir = std::env::var_os("CAIRN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cairn")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn")))
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn"));
+    let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let h = Sha256::digest(abs.to_string_lossy().as_bytes());
+    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("embeddings-{hex}.cemb"))
+}
+
+/// Reads the embedding cache at `path` for this model and backend, or starts an empty one
+/// (saying why when a file was there but could not be used).
+fn open_cache(path: &Path, enc: &Encoder, backend: &str) -> EmbeddingCache {
+    let empty = || EmbeddingCache::new(enc.fingerprint(), backend, enc.dim());
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return empty(),
+        Err(e) => {
+            eprintln!(
+                "embedding cache {}: {e}; embedding every passage",
+                path.display()
+            );
+            return empty();
+        }
+    };
+    match EmbeddingCache::from_bytes(&bytes, enc.fingerprint(), backend) {
+        Ok(Ok(c)) => c,
+        Ok(Err(Mismatch::Model(m))) => {
+            eprintln!(
+                "embedding cache {} was made with model {}; embedding every passage",
+                path.display(),
+                &m[..m.len().min(16)]
+            );
+            empty()
+        }
+        Ok(Err(Mismatch::Backend(b))) => {
+            eprintln!(
+                "embedding cache {} was made on {b}; embedding every passage",
+                path.display()
+            );
+            empty()
+        }
+        Err(e) => {
+            eprintln!("{} ({e}); embedding every passage", path.display());
+            empty()
+        }
+    }
+}
+
+/// Writes the cache next to its final name and renames it into place, so an interrupted
+/// build never leaves half a file.
+fn save_cache(path: &Path, cache: &EmbeddingCache) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("cemb.tmp");
+    std::fs::write(&tmp, cache.to_bytes())?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// Files of the browser UI copied by `--ui`.
@@ -99,14 +168,29 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         .progress_chars("=> "),
     );
     let embedder = Embedder::new(&enc, &model_bytes, opts.gpu)?;
-    eprintln!("embedding {} passages on {}", texts.len(), embedder.name());
+    let backend = embedder.backend();
+    let mut cache = opts.cache.as_deref().map(|p| open_cache(p, &enc, &backend));
+    let mut vectors = vec![Vec::new(); texts.len()];
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        match cache.as_ref().and_then(|c| c.get(Role::Document, t)) {
+            Some(v) => vectors[i] = v.to_vec(),
+            None => todo.push(i),
+        }
+    }
+    let from_cache = texts.len() - todo.len();
+    eprintln!(
+        "embedding {} of {} passages on {} ({from_cache} unchanged, from the cache)",
+        todo.len(),
+        texts.len(),
+        embedder.name()
+    );
+    bar.set_length(todo.len() as u64);
     bar.set_message("embedding");
     let embed_start = Instant::now();
     // Longest first over the whole corpus, so each batch pads little.
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
-    let mut vectors = vec![Vec::new(); texts.len()];
-    for chunk in order.chunks(EMBED_CHUNK) {
+    todo.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+    for chunk in todo.chunks(EMBED_CHUNK) {
         let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
         for (&i, v) in chunk.iter().zip(embedder.embed(&batch)?) {
             vectors[i] = v;
@@ -115,6 +199,19 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     }
     bar.finish_and_clear();
     let embed_secs = embed_start.elapsed().as_secs_f64();
+    if let (Some(cache), Some(path)) = (cache.as_mut(), opts.cache.as_deref()) {
+        for &i in &todo {
+            cache.insert(Role::Document, &texts[i], vectors[i].clone())?;
+        }
+        // The cache keeps this build's passages only, so it does not grow with every edit.
+        cache.retain(Role::Document, texts.iter().map(String::as_str));
+        if let Err(e) = save_cache(path, cache) {
+            eprintln!(
+                "could not write the embedding cache {} ({e})",
+                path.display()
+            );
+        }
+    }
     let bytes = build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)?;
     let index = Index::from_bytes(bytes.clone()).context("re-reading the new index")?;
 
@@ -152,10 +249,12 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
 
     let n = passages.len() as f64;
     eprintln!(
-        "indexed {} passages in {:.1} s ({:.2} passages/s embedding)",
+        "indexed {} passages in {:.1} s ({:.2} passages/s embedding, {} embedded, {} from the cache)",
         passages.len(),
         started.elapsed().as_secs_f64(),
-        n / embed_secs.max(1e-9)
+        todo.len() as f64 / embed_secs.max(1e-9),
+        todo.len(),
+        from_cache
     );
     eprintln!("{:<16} {:>12} {:>12}", "section", "bytes", "per passage");
     for (name, size) in index.section_sizes() {
@@ -252,6 +351,15 @@ impl<'a> Embedder<'a> {
             eprintln!("--gpu: this cairn was built without GPU support (feature `gpu`); embedding on the CPU");
         }
         Ok(Embedder::Cpu(enc))
+    }
+
+    /// What the embedding cache records: vectors from another backend are not reused.
+    fn backend(&self) -> String {
+        match self {
+            Embedder::Cpu(_) => "cpu".into(),
+            #[cfg(feature = "gpu")]
+            Embedder::Gpu(_, _, name) => format!("gpu: {name}"),
+        }
     }
 
     fn name(&self) -> String {

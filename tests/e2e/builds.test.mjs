@@ -1,0 +1,103 @@
+// The two engine builds (SIMD128 and relaxed SIMD) in Chromium: each loads the demo's small
+// bundle, embeds the parity sentences, and must match the native vectors of the same bundle
+// (models/parity-native-q4_mix.jsonl, written by `make model`) and each other. Then the demo
+// page: the element reports the relaxed kernel by default and SIMD128 when asked (?wasm=).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, startServer, launch, newPage, waitForState } from './harness.mjs';
+
+const BUNDLE = 'all-minilm-l6-v2-q4_mix.gguf';
+const sentences = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/parity/sentences.json'))).sentences;
+const native = fs
+  .readFileSync(path.join(ROOT, 'models/parity-native-q4_mix.jsonl'), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l));
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>builds</title><link rel="icon" href="data:,">
+<script type="module">
+import init, { Engine, Encoder } from '/cairn/cairn.js';
+window.embedAll = async (wasmFile, bundleUrl, sentences) => {
+  await init({ module_or_path: '/cairn/' + wasmFile });
+  const kernel = new Engine().kernel;
+  const enc = new Encoder(new Uint8Array(await (await fetch(bundleUrl)).arrayBuffer()));
+  const vectors = sentences.map((s) => Array.from(enc.embed(s, 'query')));
+  return { kernel, vectors };
+};
+window.ready = true;
+</script>`;
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer({
+    mounts: { '/': path.join(ROOT, 'www'), '/models/': path.join(ROOT, 'models') },
+    pages: { '/builds.html': PAGE },
+  });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+function cosine(a, b) {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.max(Math.sqrt(na * nb), 1e-12);
+}
+
+async function embedWith(wasmFile) {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(server.url + 'builds.html');
+  await page.waitForFunction(() => window.ready === true);
+  const out = await page.evaluate(([f, b, s]) => window.embedAll(f, b, s), [wasmFile, `/models/${BUNDLE}`, sentences]);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+  return out;
+}
+
+test('both engine builds embed like the native build, and identically to each other', async () => {
+  const plain = await embedWith('cairn_bg.wasm');
+  const relaxed = await embedWith('cairn_relaxed_bg.wasm');
+  assert.equal(plain.kernel, 'simd128');
+  assert.equal(relaxed.kernel, 'relaxed-simd');
+  const worst = { plain: 1, relaxed: 1 };
+  for (let i = 0; i < sentences.length; i++) {
+    const cp = cosine(plain.vectors[i], native[i]);
+    const cr = cosine(relaxed.vectors[i], native[i]);
+    worst.plain = Math.min(worst.plain, cp);
+    worst.relaxed = Math.min(worst.relaxed, cr);
+    assert.ok(cp >= 0.9999, `sentence ${i}: SIMD128 build vs native cosine ${cp}`);
+    assert.ok(cr >= 0.9999, `sentence ${i}: relaxed build vs native cosine ${cr}`);
+    // Same integers, same float operations, same engine: the same bits.
+    assert.deepEqual(relaxed.vectors[i], plain.vectors[i], `sentence ${i}: the builds differ`);
+  }
+  console.log(`worst cosine to native: simd128 ${worst.plain.toFixed(6)}, relaxed ${worst.relaxed.toFixed(6)}`);
+});
+
+test('the demo runs the relaxed build where the browser has it, SIMD128 when asked', async () => {
+  for (const [query, kernel] of [['', 'relaxed-simd'], ['?wasm=simd128', 'simd128']]) {
+    const context = await browser.newContext();
+    const page = await newPage(context);
+    await page.goto(server.url + 'index.html' + query);
+    await waitForState(page, 'ready');
+    const got = await page.evaluate(() => document.querySelector('cairn-search').dataset.kernel);
+    assert.equal(got, kernel, `demo${query}`);
+    const status = await page.evaluate(() => document.querySelector('cairn-search').shadowRoot.textContent);
+    assert.match(status, new RegExp(kernel));
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  }
+});
