@@ -2,7 +2,8 @@
 //
 // Both run in a module worker, one thread each, on the same SciFact queries, timed inside the
 // worker with performance.now():
-//   * Cairn: the wasm Engine (www/cairn/cairn.js) with an index folder (q8_0, then q4_0):
+//   * Cairn: the wasm Engine (www/cairn/cairn.js) with an index folder (q8_0, then q4_0), each
+//     on both engine builds (cairn_bg.wasm: SIMD128; cairn_relaxed_bg.wasm: relaxed SIMD):
 //     embedQuery (encode), then searchWith(vector, query, 10, 'hybrid') (search).
 //   * transformers.js: the feature-extraction pipeline (mean pooling, normalised) on the int8
 //     ONNX export of the same model (encode), then a brute-force dot product over the SciFact
@@ -81,10 +82,14 @@ const ask = (name, query) => page.evaluate(([n, q]) => window.ask(n, { type: 'qu
 
 const passes = [];
 const loadAvg = loadAverage();
-for (const quant of bundles) {
-  console.error(`loading Cairn ${quant} ...`);
-  const info = await page.evaluate(([q]) => window.start('cairn', '/bench/cairn-worker.js', { type: 'load', base: `/scifact-${q}/` }), [quant]);
-  console.error(`  ready in ${fmt(info.readyMs, 0)} ms (${info.passages} passages)`);
+// Each bundle on both engine builds: SIMD128 (every browser) and relaxed SIMD (the one the
+// worker picks in Chromium).
+const builds = [['cairn_bg.wasm', 'simd128'], ['cairn_relaxed_bg.wasm', 'relaxed-simd']];
+for (const quant of bundles) for (const [wasm, build] of builds) {
+  console.error(`loading Cairn ${quant} (${build}) ...`);
+  const info = await page.evaluate(([q, w]) => window.start('cairn', '/bench/cairn-worker.js', { type: 'load', base: `/scifact-${q}/`, wasm: w }), [quant, wasm]);
+  if (info.kernel !== build) throw new Error(`${wasm} runs kernel ${info.kernel}, expected ${build}`);
+  console.error(`  ready in ${fmt(info.readyMs, 0)} ms (${info.passages} passages, kernel ${info.kernel})`);
   for (const q of warmup) {
     await ask('cairn', q);
     await ask('tjs', q);
@@ -106,7 +111,7 @@ for (const quant of bundles) {
     }
   }
   await page.evaluate(() => window.stop('cairn'));
-  passes.push({ quant, loadMs: info.readyMs, passages: info.passages, cairn, tjs });
+  passes.push({ quant, build, loadMs: info.readyMs, passages: info.passages, cairn, tjs });
 }
 await context.close();
 await browser.close();
@@ -139,12 +144,13 @@ for (const ps of passes) {
   const rt95 = ratio(ps.tjs.total, ps.cairn.total, 0.95);
   const re50 = ratio(ps.tjs.encode, ps.cairn.encode, 0.5);
   const winner = rt50 > 1 ? 'Cairn' : 'transformers.js';
-  md += `| Cairn ${ps.quant} | ${ps.quant} GGUF, ${fmt(manifest.model_bytes / 1e6, 1)} MB | ${pp(ps.cairn.encode)} | ${pp(ps.cairn.search)} | ${pp(ps.cairn.total)} | | | ${fmt(ps.loadMs, 0)} | ${fmt(mean(ps.cairn.ndcg), 3)} (hybrid, n=${ps.cairn.ndcg.length}) |\n`;
-  md += `| transformers.js (alternating with Cairn ${ps.quant}) | int8 ONNX, ${fmt(onnxBytes / 1e6, 1)} MB | ${pp(ps.tjs.encode)} | ${pp(ps.tjs.search)} | ${pp(ps.tjs.total)} | ${fmt(rt50, 2)} / ${fmt(rt95, 2)} | ${winner} | ${fmt(tjsInfo.readyMs, 0)} | ${fmt(mean(ps.tjs.ndcg), 3)} (dense, n=${ps.tjs.ndcg.length}) |\n`;
-  if (rt50 < 1) notes.push(`**Cairn ${ps.quant} loses**: transformers.js answers in ${fmt(rt50, 2)}× Cairn's time at the median (encode alone: ${fmt(re50, 2)}×).`);
-  if (re50 < 1 && rt50 >= 1) notes.push(`Cairn ${ps.quant} wins end to end, but **loses on encoding alone**: transformers.js encodes in ${fmt(re50, 2)}× Cairn's time at the median.`);
+  md += `| Cairn ${ps.quant}, ${ps.build} build | ${ps.quant} GGUF, ${fmt(manifest.model_bytes / 1e6, 1)} MB | ${pp(ps.cairn.encode)} | ${pp(ps.cairn.search)} | ${pp(ps.cairn.total)} | | | ${fmt(ps.loadMs, 0)} | ${fmt(mean(ps.cairn.ndcg), 3)} (hybrid, n=${ps.cairn.ndcg.length}) |\n`;
+  md += `| transformers.js (alternating with Cairn ${ps.quant}, ${ps.build}) | int8 ONNX, ${fmt(onnxBytes / 1e6, 1)} MB | ${pp(ps.tjs.encode)} | ${pp(ps.tjs.search)} | ${pp(ps.tjs.total)} | ${fmt(rt50, 2)} / ${fmt(rt95, 2)} | ${winner} | ${fmt(tjsInfo.readyMs, 0)} | ${fmt(mean(ps.tjs.ndcg), 3)} (dense, n=${ps.tjs.ndcg.length}) |\n`;
+  if (rt50 < 1) notes.push(`**Cairn ${ps.quant} (${ps.build}) loses**: transformers.js answers in ${fmt(rt50, 2)}× Cairn's time at the median (encode alone: ${fmt(re50, 2)}×).`);
+  if (re50 < 1 && rt50 >= 1) notes.push(`Cairn ${ps.quant} (${ps.build}) wins end to end, but **loses on encoding alone**: transformers.js encodes in ${fmt(re50, 2)}× Cairn's time at the median.`);
   if (p(ps.tjs.search, 0.5) < p(ps.cairn.search, 0.5)) notes.push(`Search alone is faster for transformers.js's brute-force dot product (${fmt(p(ps.tjs.search, 0.5), 2)} ms) than for Cairn ${ps.quant}'s hybrid search (${fmt(p(ps.cairn.search, 0.5), 2)} ms), which also runs BM25, fusion and excerpts.`);
-  json.passes.push({ quant: ps.quant, loadMs: ps.loadMs, cairn: ps.cairn, tjs: ps.tjs, ratioTotalP50: rt50, ratioTotalP95: rt95, ratioEncodeP50: re50 });
+  if (rt50 >= 1) notes.push(`Cairn ${ps.quant} (${ps.build}) answers in ${fmt(1 / rt50, 2)}× transformers.js's time at the median (p95: ${fmt(1 / rt95, 2)}×).`);
+  json.passes.push({ quant: ps.quant, build: ps.build, loadMs: ps.loadMs, cairn: ps.cairn, tjs: ps.tjs, ratioTotalP50: rt50, ratioTotalP95: rt95, ratioEncodeP50: re50 });
 }
 md += `\nRatios above 1 mean transformers.js is slower. The load column is the time from the worker's start to its first possible query, `
   + `files from localhost (transformers.js: runtime, model and the corpus vectors JSON; Cairn: engine, index and model). `

@@ -1,6 +1,8 @@
 // Benchmark worker: drives Cairn's wasm Engine directly (no UI layer), timing the query
 // encoding and the search separately around the wasm calls.
-//   { type: 'load', base }             base: URL of an index folder (cairn-entry.json)
+//   { type: 'load', base, wasm }       base: URL of an index folder (cairn-entry.json);
+//                                      wasm: the engine build (cairn_bg.wasm or
+//                                      cairn_relaxed_bg.wasm; default the former)
 //   { type: 'query', query, k, mode }  -> { type: 'result', encodeMs, searchMs, hits }
 import init, { Engine } from '/cairn/cairn.js';
 
@@ -17,7 +19,7 @@ self.onmessage = async (event) => {
   try {
     if (m.type === 'load') {
       const t0 = performance.now();
-      await init();
+      await init({ module_or_path: `/cairn/${m.wasm || 'cairn_bg.wasm'}` });
       engine = new Engine();
       const base = new URL(m.base, self.location.href);
       const manifest = await (await fetch(new URL('cairn-entry.json', base))).json();
@@ -25,7 +27,7 @@ self.onmessage = async (event) => {
       const t1 = performance.now();
       engine.loadModel(await bytes(new URL(manifest.model, base)));
       const t2 = performance.now();
-      self.postMessage({ type: 'loaded', indexMs: t1 - t0, readyMs: t2 - t0, quant: engine.quant, passages: manifest.passages });
+      self.postMessage({ type: 'loaded', indexMs: t1 - t0, readyMs: t2 - t0, quant: engine.quant, kernel: engine.kernel, passages: manifest.passages });
     } else if (m.type === 'query') {
       const t0 = performance.now();
       const mode = m.mode || 'hybrid';

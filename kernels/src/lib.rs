@@ -27,6 +27,7 @@
 //! `max|x| / 127` per block. Those ranges are what keeps the SIMD tricks exact: AVX2's
 //! `maddubs` never saturates, and relaxed SIMD's 7-bit operand stays in range.
 
+pub mod math;
 mod pack;
 mod scalar;
 
@@ -219,6 +220,79 @@ impl Kernel {
     }
 }
 
+/// Rounds to the nearest integer, ties to even, clamped to `[-127, 127]`: what
+/// `round_ties_even` gives, but by adding and taking off 1.5 * 2^23, which every target does
+/// in SIMD registers (baseline x86-64 has no rounding instruction, so `round_ties_even` is a
+/// library call there, one value at a time).
+#[inline(always)]
+pub fn round_to_i8(v: f32) -> i8 {
+    const MAGIC: f32 = 12_582_912.0;
+    let v = v.clamp(-127.0, 127.0);
+    ((v + MAGIC) - MAGIC) as i8
+}
+
+/// Rounds one block, returning its scale (`max|x| / 127`).
+#[inline(always)]
+fn round_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *l = if a > *l { a } else { *l };
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |m, &v| if v > m { v } else { m });
+    let d = amax / 127.0;
+    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = round_to_i8(v * id);
+    }
+    d
+}
+
+/// Rounds `x` (rows of `k`) into `q` (rows of `blocks * BLOCK`, zero past `k`) with one
+/// scale per row and block; compiled for AVX2 where the CPU has it (the same bits).
+fn round_rows(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f32]) {
+    #[inline(always)]
+    fn body(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f32]) {
+        let kp = blocks * BLOCK;
+        for (r, xr) in x.chunks_exact(k.max(1)).enumerate() {
+            for b in 0..blocks {
+                let xb = &xr[b * BLOCK..((b + 1) * BLOCK).min(k)];
+                let qb = &mut q[r * kp + b * BLOCK..r * kp + b * BLOCK + xb.len()];
+                scales[r * blocks + b] = match (
+                    <&[f32; BLOCK]>::try_from(xb),
+                    <&mut [i8; BLOCK]>::try_from(qb),
+                ) {
+                    // Whole blocks (all of them when `k` is a multiple of 32): fixed sizes
+                    // the compiler turns into straight SIMD code.
+                    (Ok(xb), Ok(qb)) => round_block(xb, qb),
+                    _ => {
+                        let mut xf = [0f32; BLOCK];
+                        xf[..xb.len()].copy_from_slice(xb);
+                        let mut qf = [0i8; BLOCK];
+                        let d = round_block(&xf, &mut qf);
+                        let n = xb.len();
+                        q[r * kp + b * BLOCK..r * kp + b * BLOCK + n].copy_from_slice(&qf[..n]);
+                        d
+                    }
+                };
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f32]) {
+            body(x, k, blocks, q, scales)
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { wide(x, k, blocks, q, scales) };
+        return;
+    }
+    body(x, k, blocks, q, scales)
+}
+
 /// Activations rounded to int8 in blocks of [`BLOCK`], one scale per row and block, with
 /// the form the kernel reads prepared once per call. Reused across calls: it grows to the
 /// largest shape seen and never shrinks.
@@ -286,20 +360,7 @@ impl QuantizedRows {
         self.q.resize(rows * kp, 0);
         self.scales.clear();
         self.scales.resize(rows * blocks, 0.0);
-        for r in 0..rows {
-            let xr = &x[r * k..(r + 1) * k];
-            for b in 0..blocks {
-                let xb = &xr[b * BLOCK..((b + 1) * BLOCK).min(k)];
-                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-                let qb = &mut self.q[r * kp + b * BLOCK..r * kp + b * BLOCK + xb.len()];
-                for (q, &v) in qb.iter_mut().zip(xb) {
-                    *q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
-                }
-                self.scales[r * blocks + b] = d;
-            }
-        }
+        round_rows(x, k, blocks, &mut self.q, &mut self.scales);
         let width = kernel.prepared_width();
         self.prepared.clear();
         self.prepared.resize(rows * kp * width, 0);

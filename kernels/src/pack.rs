@@ -92,7 +92,7 @@ impl PackedMatrix {
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
             for (q, &v) in values.iter_mut().zip(src) {
-                *q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i8;
+                *q = super::round_to_i8(v * id);
             }
             d
         }))
