@@ -102,9 +102,9 @@ test-arm: tools
 # relaxed SIMD) against the scalar reference.
 test-wasm: model
 	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown --test wasm_parity
-	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels --test kernels
+	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels
 	$(WASM_TEST_ENV) $(RELAXED) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels \
-		--test kernels $(RELAXED_DIR)
+		$(RELAXED_DIR)
 
 # End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
 test-e2e: www

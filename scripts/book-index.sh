@@ -25,6 +25,31 @@ start=$(date +%s.%N)
 "$cli" index --no-cache --model "$bundle" --site "$book" --base-url /book/ --out www/indexes/book 2> target/book-index.log
 end=$(date +%s.%N)
 cat target/book-index.log
+
+# A rebuild after editing one page, with the embedding cache, against a clean build of the
+# same edited copy: how long each takes, how many passages each embeds, and whether the two
+# indexes have the same bytes.
+copy=target/book-edited
+rm -rf "$copy" target/book-cache.cemb && cp -rL "$book" "$copy"
+"$cli" index --cache target/book-cache.cemb --model "$bundle" --site "$copy" --base-url /book/ \
+  --out target/book-rebuild 2> /dev/null
+page=$copy/ch16-03-shared-state.html
+[ -f "$page" ] || page=$(grep -l '<p>' "$copy"/ch*.html | head -n 1)
+python3 - "$page" <<'PY'
+import re, sys
+p = sys.argv[1]
+html = open(p, encoding="utf-8").read()
+html = re.sub(r"<p>", "<p>Edited for the rebuild benchmark. ", html, count=1)
+open(p, "w", encoding="utf-8").write(html)
+PY
+timed() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); python3 -c "print(f'{$t1 - $t0:.1f}')"; }
+rebuild_s=$(timed "$cli" index --cache target/book-cache.cemb --model "$bundle" --site "$copy" \
+  --base-url /book/ --out target/book-rebuild 2> target/book-rebuild.log)
+clean_s=$(timed "$cli" index --no-cache --model "$bundle" --site "$copy" --base-url /book/ \
+  --out target/book-clean 2> target/book-clean.log)
+rebuilt=$(sed -n 's/^embedding \([0-9]*\) of.*/\1/p' target/book-rebuild.log)
+same=no
+cmp -s target/book-rebuild/index.*.cidx target/book-clean/index.*.cidx && same=yes
 report=target/book-index.md
 {
   echo "Measured $(date -u +%Y-%m-%d) with \`make book-index\` ($cli, bundle $(basename "$bundle"), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end): the Rust Book from $(rustc --version | cut -d' ' -f1-2)'s rust-docs."
@@ -36,6 +61,16 @@ report=target/book-index.md
   ibytes=$(sed -n 's/^index total *\([0-9]*\).*/\1/p' target/book-index.log)
   mbytes=$(sed -n 's/^model *\([0-9]*\).*/\1/p' target/book-index.log)
   printf '| %s | %s | %.0f | %s | %s |\n' "$pages" "$passages" "$(python3 -c "print($end - $start)")" "$ibytes" "$mbytes"
+  echo
+  echo "A rebuild after editing one page ($(basename "$page"), one sentence added), with the embedding"
+  echo "cache of the previous build, against a clean build (\`--no-cache\`) of the same edited copy:"
+  echo
+  echo "| build | passages embedded | time (s) |"
+  echo "|---|---:|---:|"
+  echo "| rebuild with the cache | $rebuilt of $passages | $rebuild_s |"
+  echo "| clean build | $passages of $passages | $clean_s |"
+  echo
+  echo "Same index bytes: $same."
   echo
   for q in "how do I share data between threads" "Box smart pointer"; do
     echo "Top 3 (hybrid) for \"$q\":"

@@ -95,9 +95,13 @@ fn frozen_bundle_versions_still_embed_the_same() {
                 .zip(e)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
+            // Frozen under candle's kernel (activation scales rounded to f16); Cairn's int8
+            // kernels keep them in f32 and use their own exp and erf, which moved these unit
+            // vectors by at most 2.6e-5 per value. A format problem moves them by far more.
+            let cos: f32 = g.iter().zip(e).map(|(a, b)| a * b).sum();
             assert!(
-                diff < 1e-5,
-                "bundle version {v} embeds differently (max diff {diff})"
+                diff < 1e-4 && cos > 0.99999,
+                "bundle version {v} embeds differently (max diff {diff}, cosine {cos})"
             );
         }
     }
