@@ -221,7 +221,7 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, // magic, version
   1, 5, 1, 96, 0, 1, 123, // type: () -> v128
   3, 2, 1, 0, // one function of that type
-  10, 18, 1, 16, 0, // code: one body of 16 bytes, no locals
+  10, 19, 1, 17, 0, // code: one body of 17 bytes, no locals
   65, 1, 253, 15, 65, 2, 253, 15, 65, 3, 253, 17, // i8x16.splat 1, i8x16.splat 2, i32x4.splat 3
   253, 147, 2, 11, // i32x4.relaxed_dot_i8x16_i7x16_add_s, end
 ]);
