@@ -109,7 +109,7 @@ def indexing():
     md = header("bench/peers.py and `cairn index`", peers) + "\n\n"
     md += (f"Embedding every SciFact passage ({peers['passages']:,} abstracts, title + text, 256-token truncation) natively "
            f"on this machine with all-MiniLM-L6-v2, batches of {peers['batch']}, both cores: `target/release/cairn index "
-           "--jsonl` (candle kernels; its own count of passages per second of embedding, printed on stderr) against "
+           "--jsonl` (Cairn's int8 kernels, AVX-VNNI here; its own count of passages per second of embedding, printed on stderr) against "
            f"sentence-transformers f32 on PyTorch (`torch.set_num_threads({peers['threads']})`, `encode(batch_size="
            f"{peers['batch']})` timed alone after a warm-up batch). One run each, one after the other.\n\n")
     md += "| system | load average at the start | passages | embedding (s) | passages/s (embedding) | whole command (s) | passages/s ÷ sentence-transformers' | winner |\n"
