@@ -27,6 +27,19 @@
 //! `max|x| / 127` per block. Those ranges are what keeps the SIMD tricks exact: AVX2's
 //! `maddubs` never saturates, and relaxed SIMD's 7-bit operand stays in range.
 
+/// Calls `$f::<M>(t, out)` with `M = t.mr` (1 to [`MR`]): each micro-kernel is generic over
+/// its row count, so a tile's accumulators stay in registers. Shared by every SIMD file.
+macro_rules! for_rows {
+    ($f:ident, $t:expr, $out:expr) => {
+        match $t.mr {
+            4 => $f::<4>($t, $out),
+            3 => $f::<3>($t, $out),
+            2 => $f::<2>($t, $out),
+            _ => $f::<1>($t, $out),
+        }
+    };
+}
+
 pub mod math;
 mod pack;
 mod scalar;

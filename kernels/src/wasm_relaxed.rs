@@ -13,14 +13,7 @@ use super::{Tile, BLOCK, MR, NR};
 
 pub(super) fn tile(t: &Tile, out: &mut [[f32; NR]; MR]) {
     // SAFETY: every pointer read below stays inside the tile's panel and rows.
-    unsafe {
-        match t.mr {
-            4 => rows::<4>(t, out),
-            3 => rows::<3>(t, out),
-            2 => rows::<2>(t, out),
-            _ => rows::<1>(t, out),
-        }
-    }
+    unsafe { for_rows!(rows, t, out) }
 }
 
 #[inline(always)]

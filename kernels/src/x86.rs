@@ -28,12 +28,7 @@ macro_rules! dispatch_rows {
     ($name:ident, $inner:ident, $feat:literal) => {
         #[target_feature(enable = $feat)]
         pub(super) unsafe fn $name(t: &Tile, out: &mut [[f32; NR]; MR]) {
-            match t.mr {
-                4 => $inner::<4>(t, out),
-                3 => $inner::<3>(t, out),
-                2 => $inner::<2>(t, out),
-                _ => $inner::<1>(t, out),
-            }
+            for_rows!($inner, t, out)
         }
     };
 }
