@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use cairn::gpu::{GpuContext, GpuEncoder, GpuScorer};
 use cairn::index::dense::{self, DenseView};
+use cairn::kernels::PackedMatrix;
 use cairn::{Encoder, Role};
 use common::{cosine, read_model_file};
 use serde::Deserialize;
@@ -222,19 +223,23 @@ fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn view(d: &dense::DenseData) -> DenseView<'_> {
+fn view<'a>(d: &'a dense::DenseData, packed: Option<&'a PackedMatrix>) -> DenseView<'a> {
     DenseView {
         dim: d.dim,
         mean: &d.mean,
         codes: &d.codes,
         rows: &d.rows,
         scales: &d.scales,
+        packed,
     }
 }
 
 /// GPU top-k equals `DenseView::search` for `queries`; returns the mean GPU search time (ms).
 fn check_scorer(ctx: &GpuContext, data: &dense::DenseData, queries: &[Vec<f32>], k: usize) -> f64 {
-    let v = view(data);
+    // Small indexes are packed for the CPU's kernels at load, as `Index::from_bytes` does.
+    let packed = (data.scales.len() <= dense::EXACT_SCAN_LIMIT)
+        .then(|| dense::pack(&data.rows, &data.scales, data.dim).unwrap());
+    let v = view(data, packed.as_ref());
     let scorer = GpuScorer::new(ctx, &v).unwrap();
     assert_eq!(scorer.len(), v.len());
     pollster::block_on(scorer.search(&v, &queries[0], k)).unwrap(); // warm-up
@@ -243,7 +248,7 @@ fn check_scorer(ctx: &GpuContext, data: &dense::DenseData, queries: &[Vec<f32>],
         let start = Instant::now();
         let gpu = pollster::block_on(scorer.search(&v, q, k)).unwrap();
         total += start.elapsed().as_secs_f64() * 1000.0;
-        let cpu = v.search(q, k);
+        let cpu = v.search(q, k).unwrap();
         assert_eq!(gpu, cpu, "query {qi}: GPU top-{k} differs from the CPU's");
     }
     total / queries.len() as f64
@@ -281,7 +286,7 @@ fn scorer_matches_cpu_search() {
     let tiny = dense::build(&odd[..20], 99);
     check_scorer(&ctx, &tiny, &odd[..3], 10);
 
-    let v = view(&data);
+    let v = view(&data, None);
     let scorer = GpuScorer::new(&ctx, &v).unwrap();
     assert!(pollster::block_on(scorer.search(&v, &queries[0], 0))
         .unwrap()
@@ -303,10 +308,10 @@ fn scorer_handles_100k_vectors() {
     let data = dense::build(&vectors, dim);
     let queries: Vec<Vec<f32>> = (0..5).map(|i| vectors[i * 19_997].clone()).collect();
     let gpu_ms = check_scorer(&ctx, &data, &queries, 10);
-    let v = view(&data);
+    let v = view(&data, None);
     let start = Instant::now();
     for q in &queries {
-        v.search(q, 10);
+        v.search(q, 10).unwrap();
     }
     let cpu_ms = start.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64;
     println!(

@@ -98,6 +98,23 @@ impl PackedMatrix {
         }))
     }
 
+    /// Packs `n` int8 rows of `k` values (row-major) with one scale per row, used for every
+    /// block of the row: the dense vectors of an index, scanned as a GEMM of one query row.
+    pub fn from_i8_rows(values: &[i8], row_scales: &[f32], n: usize, k: usize) -> Result<Self> {
+        if values.len() != n.saturating_mul(k) || row_scales.len() != n {
+            return Err(Error::Shape(format!(
+                "{} values and {} scales are not {n} rows of {k}",
+                values.len(),
+                row_scales.len()
+            )));
+        }
+        Ok(Self::build(n, k, |row, b, out| {
+            let src = &values[row * k + b * BLOCK..row * k + ((b + 1) * BLOCK).min(k)];
+            out[..src.len()].copy_from_slice(src);
+            row_scales[row]
+        }))
+    }
+
     /// Lays out the matrix whose block `b` of row `row` `fill` writes (32 values, zero past
     /// `k`) and returns the scale of.
     fn build(

@@ -140,7 +140,7 @@ pub async fn calibrate(
     if let Some((scorer, view)) = scan {
         for v in &query_vectors {
             let t0 = now();
-            let c = view.search(v, 10);
+            let c = view.search(v, 10)?;
             let t1 = now();
             let g = scorer.search(view, v, 10).await?;
             let t2 = now();

@@ -1,5 +1,6 @@
 // The dense index scan (`index::dense::DenseView::search`, on the GPU): Hamming distances of
-// every binary code to the query's code, and int8 scores of rows against the float query.
+// every binary code to the query's code, and int8 scores of rows against the query (rounded
+// to int8 blocks as the CPU rounds it, sent as floats).
 // Both write one u32 sort key per item, smaller = better, for `select.wgsl`. 1-D ranges;
 // the grid may be 2-D when a range needs more than 65535 workgroups of 256.
 

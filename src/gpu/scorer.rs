@@ -15,7 +15,7 @@ use super::{
     Scopes, Slot, Step,
 };
 use crate::index::dense::{
-    code, top_k, words_per_code, DenseView, BINARY_CANDIDATES, EXACT_SCAN_LIMIT,
+    code, top_k, words_per_code, DenseQuery, DenseView, BINARY_CANDIDATES, EXACT_SCAN_LIMIT,
 };
 use crate::{Error, Result};
 
@@ -151,11 +151,7 @@ impl GpuScorer {
                 self.dim
             )));
         }
-        if query.iter().any(|x| !x.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "query vector has non-finite values".into(),
-            ));
-        }
+        let q = DenseQuery::new(query)?;
         let n = self.len;
         if k == 0 || n == 0 {
             return Ok(Vec::new());
@@ -165,16 +161,17 @@ impl GpuScorer {
         let rows = if n <= EXACT_SCAN_LIMIT || candidates >= n {
             if want >= n {
                 // Every row comes back anyway: nothing for the GPU to save.
-                return Ok(view.search(query, k));
+                return view.search(query, k);
             }
-            self.top_rows(view, query, None, want).await?
+            self.top_rows(view, &q, query, None, want).await?
         } else {
-            self.top_rows(view, query, Some(candidates), want).await?
+            self.top_rows(view, &q, query, Some(candidates), want)
+                .await?
         };
         let mut scored: Vec<(u32, f32)> = rows
             .into_iter()
             .filter(|&r| (r as usize) < n)
-            .map(|r| (r, view.score(query, r as usize)))
+            .map(|r| (r, view.score(&q, r as usize)))
             .collect();
         top_k(&mut scored, k);
         Ok(scored)
@@ -186,6 +183,7 @@ impl GpuScorer {
     async fn top_rows(
         &self,
         view: &DenseView<'_>,
+        rounded: &DenseQuery,
         query: &[f32],
         hamming: Option<usize>,
         want: usize,
@@ -195,7 +193,10 @@ impl GpuScorer {
         let usage = wgpu::BufferUsages::STORAGE;
         let scopes = Scopes::push(device);
 
-        let query_buf = storage_init(device, "query", bytemuck::cast_slice(query), usage);
+        // The query as the CPU scores it (rounded to int8 blocks), so the short list ranks as
+        // the CPU's scan does; the binary code stays the float query's, as on the CPU.
+        let dequantized = rounded.dequantized();
+        let query_buf = storage_init(device, "query", bytemuck::cast_slice(&dequantized), usage);
         let mut qcode = vec![0u64; words_per_code(self.dim)];
         code(query, view.mean, &mut qcode);
         let qcode: Vec<u32> = qcode

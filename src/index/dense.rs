@@ -1,10 +1,18 @@
 //! Meaning side of the index: vectors stored as binary codes (for a fast first pass) and int8
-//! rows with one scale per row (for exact rescoring).
+//! rows with one scale per row (for exact scoring).
 //!
-//! A row `x` (unit length) is stored as `q = round(x / s)` with `s = max|x| / 127`, so
-//! `dot(query, x) ≈ s * Σ query_i q_i`: a float query against int8 rows, scored with the
-//! row's own scale. Binary codes are the signs of `x - mean` (the corpus mean), packed into
-//! 64-bit words; Hamming distance between codes ranks candidates for rescoring.
+//! A row `x` (unit length) is stored as `q = round(x / s)` with `s = max|x| / 127`. The
+//! query is rounded the way the encoder rounds its activations ([`DenseQuery`]: int8 in
+//! blocks of 32, one scale per block), so a score is integer dot products, exact, scaled:
+//! `score = Σ_b isum_b * (query_scale_b * s)`, the arithmetic of the int8 kernels
+//! (`cairn::kernels`). Indexes up to [`EXACT_SCAN_LIMIT`] rows are packed for those kernels
+//! once at load ([`pack`]) and scanned as a GEMM of one row (SIMD integer dot products on
+//! every target); [`DenseView::score`] is the scalar reference that gives the same bits.
+//! Binary codes are the signs of `x - mean` (the corpus mean), packed into 64-bit words;
+//! Hamming distance between codes ranks candidates for rescoring in larger indexes.
+
+use crate::kernels::{self, Kernel, PackedMatrix, QuantizedRows, BLOCK};
+use crate::{Error, Result};
 
 /// Indexes up to this many passages are scanned exactly in int8; larger ones take a binary
 /// first pass.
@@ -67,6 +75,49 @@ pub fn build(vectors: &[Vec<f32>], dim: usize) -> DenseData {
     }
 }
 
+/// Packs an index's int8 rows for the scan kernels (done once, at load, for indexes of up
+/// to [`EXACT_SCAN_LIMIT`] rows; larger ones are rescored from a short list instead).
+pub fn pack(rows: &[i8], scales: &[f32], dim: usize) -> Result<PackedMatrix> {
+    Ok(PackedMatrix::from_i8_rows(rows, scales, scales.len(), dim)?)
+}
+
+/// A query rounded for the scan: int8 in blocks of [`BLOCK`] values with one scale per
+/// block, prepared for the current kernel.
+pub struct DenseQuery {
+    rows: QuantizedRows,
+    dim: usize,
+}
+
+impl DenseQuery {
+    /// Rounds `query`; refuses non-finite values (they would rank nothing meaningfully).
+    pub fn new(query: &[f32]) -> Result<Self> {
+        if query.iter().any(|x| !x.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "query vector has non-finite values".into(),
+            ));
+        }
+        let kernel = Kernel::current();
+        let mut rows = QuantizedRows::new(kernel);
+        rows.quantize(kernel, query, 1, query.len())?;
+        Ok(Self {
+            rows,
+            dim: query.len(),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The rounded query in f32 (each value times its block's scale): what the GPU scorer's
+    /// shader multiplies the rows by, so its short list ranks as the CPU does.
+    pub fn dequantized(&self) -> Vec<f32> {
+        (0..self.dim)
+            .map(|i| self.rows.value(0, i) as f32 * self.rows.scale(0, i / BLOCK))
+            .collect()
+    }
+}
+
 /// Read-only view of the vectors, borrowed from the index file.
 pub struct DenseView<'a> {
     pub dim: usize,
@@ -74,6 +125,9 @@ pub struct DenseView<'a> {
     pub codes: &'a [u64],
     pub rows: &'a [i8],
     pub scales: &'a [f32],
+    /// The rows packed for the kernels ([`pack`]); without it every row is scored by the
+    /// reference ([`DenseView::score`]), with the same results.
+    pub packed: Option<&'a PackedMatrix>,
 }
 
 impl DenseView<'_> {
@@ -85,29 +139,54 @@ impl DenseView<'_> {
         self.scales.is_empty()
     }
 
-    /// Approximate dot product of `query` with row `r`.
-    pub fn score(&self, query: &[f32], r: usize) -> f32 {
+    /// The score of row `r` against `query`: the scalar reference of the scan kernels (the
+    /// same integers, then the same float operations in the same order, so the same bits).
+    pub fn score(&self, query: &DenseQuery, r: usize) -> f32 {
         let row = &self.rows[r * self.dim..(r + 1) * self.dim];
-        let dot: f32 = row.iter().zip(query).map(|(q, x)| *q as f32 * x).sum();
-        dot * self.scales[r]
+        let s = self.scales[r];
+        let mut acc = 0f32;
+        for (b, block) in row.chunks(BLOCK).enumerate() {
+            let isum: i32 = block
+                .iter()
+                .enumerate()
+                // A stored -128 reads as -127, as the packed kernels read it.
+                .map(|(i, &v)| query.rows.value(0, b * BLOCK + i) as i32 * v.max(-127) as i32)
+                .sum();
+            acc += isum as f32 * (query.rows.scale(0, b) * s);
+        }
+        acc
     }
 
     /// The `k` passages closest to `query` (a unit vector), best first, as
     /// `(passage, score)`. Exact int8 scan for small indexes; binary candidates, then int8
     /// rescoring, for large ones.
-    pub fn search(&self, query: &[f32], k: usize) -> Vec<(u32, f32)> {
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u32, f32)>> {
+        if query.len() != self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "query vector has {} dimensions, the index {}",
+                query.len(),
+                self.dim
+            )));
+        }
+        let q = DenseQuery::new(query)?;
         let n = self.len();
-        let candidates: Vec<u32> = if n <= EXACT_SCAN_LIMIT {
-            (0..n as u32).collect()
+        let mut scored: Vec<(u32, f32)> = if n <= EXACT_SCAN_LIMIT {
+            match self.packed.filter(|p| p.n() == n && p.k() == self.dim) {
+                Some(packed) => {
+                    let mut scores = vec![0f32; n];
+                    kernels::gemm(&q.rows, packed, None, &mut scores)?;
+                    (0..n as u32).zip(scores).collect()
+                }
+                None => (0..n).map(|r| (r as u32, self.score(&q, r))).collect(),
+            }
         } else {
             self.hamming_candidates(query, BINARY_CANDIDATES.max(k))
+                .into_iter()
+                .map(|r| (r, self.score(&q, r as usize)))
+                .collect()
         };
-        let mut scored: Vec<(u32, f32)> = candidates
-            .into_iter()
-            .map(|r| (r, self.score(query, r as usize)))
-            .collect();
         top_k(&mut scored, k);
-        scored
+        Ok(scored)
     }
 
     /// The `m` rows whose binary codes are nearest to the query's.
@@ -164,19 +243,31 @@ mod tests {
             })
             .collect();
         let d = build(&vs, 96);
-        let view = DenseView {
-            dim: 96,
-            mean: &d.mean,
-            codes: &d.codes,
-            rows: &d.rows,
-            scales: &d.scales,
-        };
-        let q = &vs[3];
-        for (r, v) in vs.iter().enumerate() {
-            let exact: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
-            assert!((view.score(q, r) - exact).abs() < 0.01);
+        let packed = pack(&d.rows, &d.scales, 96).unwrap();
+        for packed in [None, Some(&packed)] {
+            let view = DenseView {
+                dim: 96,
+                mean: &d.mean,
+                codes: &d.codes,
+                rows: &d.rows,
+                scales: &d.scales,
+                packed,
+            };
+            let q = &vs[3];
+            let dq = DenseQuery::new(q).unwrap();
+            for (r, v) in vs.iter().enumerate() {
+                let exact: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+                assert!((view.score(&dq, r) - exact).abs() < 0.01);
+            }
+            let all = view.search(q, vs.len()).unwrap();
+            assert_eq!(all[0].0, 3);
+            // The packed scan and the reference give the same bits.
+            for (r, s) in &all {
+                assert_eq!(s.to_bits(), view.score(&dq, *r as usize).to_bits());
+            }
+            assert!(view.hamming_candidates(q, 5).contains(&3));
+            assert!(view.search(&q[1..], 1).is_err());
+            assert!(view.search(&[f32::NAN; 96], 1).is_err());
         }
-        assert_eq!(view.search(q, 1)[0].0, 3);
-        assert!(view.hamming_candidates(q, 5).contains(&3));
     }
 }

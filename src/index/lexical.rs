@@ -191,6 +191,13 @@ impl Default for Analyzer {
 }
 
 impl Analyzer {
+    /// The analyzer every searcher and the index writer share: built once per process (the
+    /// stemmer and the stop-word set), not per query.
+    pub fn shared() -> &'static Analyzer {
+        static SHARED: std::sync::OnceLock<Analyzer> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Analyzer::new)
+    }
+
     pub fn new() -> Self {
         Self {
             stemmer: Stemmer::create(Algorithm::English),
@@ -356,10 +363,26 @@ pub struct LexicalView<'a> {
 
 impl LexicalView<'_> {
     /// BM25 scores of every passage that matches at least one of `terms`, as
-    /// `(passage, score)`, unordered.
+    /// `(passage, score)`, in the order passages were first matched.
+    ///
+    /// Scores accumulate in a dense array of one float per passage, kept per thread and
+    /// reused across queries (only the entries a query touched are reset).
     pub fn score(&self, terms: &[String]) -> Vec<(u32, f32)> {
-        let n = self.doc_lens.len() as f32;
-        let mut acc: HashMap<u32, f32> = HashMap::new();
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
+        }
+        SCRATCH.with(|s| self.score_into(terms, &mut s.borrow_mut()))
+    }
+
+    fn score_into(&self, terms: &[String], scratch: &mut Scratch) -> Vec<(u32, f32)> {
+        let passages = self.doc_lens.len();
+        let n = passages as f32;
+        let Scratch { acc, seen, touched } = scratch;
+        if acc.len() < passages {
+            acc.resize(passages, 0.0);
+            seen.resize(passages, false);
+        }
+        touched.clear();
         for term in terms {
             let Ok(t) = self.terms.binary_search(term) else {
                 continue;
@@ -374,17 +397,39 @@ impl LexicalView<'_> {
             // Index::from_bytes decoded every list once and checked it against these
             // ranges and the passage count, so this cannot go out of bounds.
             for_each_doc(&self.docs[ds..de], |i, d| {
-                let (Some(&tf), Some(&dl)) = (self.tfs.get(s + i), self.doc_lens.get(d as usize))
-                else {
+                let d = d as usize;
+                let (Some(&tf), Some(&dl)) = (self.tfs.get(s + i), self.doc_lens.get(d)) else {
                     return;
                 };
                 let (tf, dl) = (tf as f32, dl as f32);
                 let norm = self.k1 * (1.0 - self.b + self.b * dl / self.avg_len.max(1e-6));
-                *acc.entry(d).or_default() += idf * tf * (self.k1 + 1.0) / (tf + norm);
+                if !seen[d] {
+                    seen[d] = true;
+                    touched.push(d as u32);
+                }
+                acc[d] += idf * tf * (self.k1 + 1.0) / (tf + norm);
             });
         }
-        acc.into_iter().collect()
+        touched
+            .iter()
+            .map(|&d| {
+                let d = d as usize;
+                let score = acc[d];
+                acc[d] = 0.0;
+                seen[d] = false;
+                (d as u32, score)
+            })
+            .collect()
     }
+}
+
+/// Per-thread buffers of [`LexicalView::score`], sized to the largest index seen: all zero
+/// (and unseen) between queries.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<f32>,
+    seen: Vec<bool>,
+    touched: Vec<u32>,
 }
 
 #[cfg(test)]
@@ -430,6 +475,10 @@ mod tests {
         assert_eq!(s[0].0, 0);
         assert_eq!(s.len(), 2);
         assert!(view.score(&a.query_terms("the of")).is_empty());
+        // The reused buffers start from zero again: the same query scores the same.
+        let mut again = view.score(&a.query_terms("thread mutex"));
+        again.sort_by(|x, y| y.1.total_cmp(&x.1));
+        assert_eq!(again, s);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::ops::Range;
 pub use format::{IndexMeta, Passage, SectionKind, FORMAT_VERSION};
 pub use writer::build_index;
 
-use crate::{Error, Result};
+use crate::{kernels, Error, Result};
 use format::{ALIGN, ENTRY_LEN, HEADER_LEN, MAGIC, MIN_FORMAT_VERSION, TRAILER_LEN};
 
 /// The file's bytes, kept 8-byte aligned so numeric sections can be viewed in place.
@@ -44,6 +44,9 @@ pub struct Index {
     passages: Vec<Passage>,
     terms: Vec<String>,
     sections: BTreeMap<SectionKind, Range<usize>>,
+    /// The vectors packed for the scan kernels, when the index is small enough to be scanned
+    /// exactly ([`dense::EXACT_SCAN_LIMIT`]).
+    packed: Option<kernels::PackedMatrix>,
 }
 
 fn corrupt(msg: impl Into<String>) -> Error {
@@ -138,14 +141,20 @@ impl Index {
             .map_err(|e| corrupt(format!("passage table: {e}")))?;
         let terms: Vec<String> = serde_json::from_slice(json(SectionKind::Terms))
             .map_err(|e| corrupt(format!("term list: {e}")))?;
-        let index = Self {
+        let mut index = Self {
             meta,
             passages,
             terms,
             sections,
             storage,
+            packed: None,
         };
         index.validate()?;
+        if (1..=dense::EXACT_SCAN_LIMIT).contains(&index.len()) {
+            let d = index.dense();
+            let packed = dense::pack(d.rows, d.scales, d.dim)?;
+            index.packed = Some(packed);
+        }
         Ok(index)
     }
 
@@ -309,6 +318,7 @@ impl Index {
             codes: self.slice(SectionKind::DenseCodes).unwrap_or(&[]),
             rows: self.slice(SectionKind::DenseRows).unwrap_or(&[]),
             scales: self.slice(SectionKind::DenseScales).unwrap_or(&[]),
+            packed: self.packed.as_ref(),
         }
     }
 }

@@ -41,9 +41,8 @@ pub fn build_index(
     if vectors.iter().any(|v| v.len() != dim) {
         return Err(Error::InvalidArgument("vectors differ in length".into()));
     }
-    let analyzer = Analyzer::new();
     let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
-    let lex = lexical::build(&analyzer, &texts);
+    let lex = lexical::build(Analyzer::shared(), &texts);
     let total: u64 = lex.doc_lens.iter().map(|&l| l as u64).sum();
     let meta = IndexMeta {
         model_fingerprint: model_fingerprint.to_string(),

@@ -92,10 +92,10 @@ impl Default for Fusion {
     }
 }
 
-/// Searches one index. Cheap to build; holds the analyzer.
+/// Searches one index. Cheap to build (the analyzer is shared, [`Analyzer::shared`]).
 pub struct Searcher<'a> {
     index: &'a Index,
-    analyzer: Analyzer,
+    analyzer: &'static Analyzer,
     fusion: Fusion,
 }
 
@@ -103,7 +103,7 @@ impl<'a> Searcher<'a> {
     pub fn new(index: &'a Index) -> Self {
         Self {
             index,
-            analyzer: Analyzer::new(),
+            analyzer: Analyzer::shared(),
             fusion: Fusion::default(),
         }
     }
@@ -174,19 +174,19 @@ impl<'a> Searcher<'a> {
             d
         });
         let dense = |v: &[f32]| match &precomputed {
-            Some(d) => d.clone(),
+            Some(d) => Ok(d.clone()),
             None => self.index.dense().search(v, depth),
         };
         let (ranked, keyword, meaning): (Vec<(u32, f32)>, Vec<u32>, Vec<u32>) =
             match (mode, query_vector) {
                 (Mode::Dense, Some(v)) => {
-                    let d = dense(v);
+                    let d = dense(v)?;
                     let ids = d.iter().map(|x| x.0).collect();
                     (d, Vec::new(), ids)
                 }
                 (Mode::Hybrid, Some(v)) => {
                     let l = lexical();
-                    let d = dense(v);
+                    let d = dense(v)?;
                     let li: Vec<u32> = l.iter().map(|x| x.0).collect();
                     let di: Vec<u32> = d.iter().map(|x| x.0).collect();
                     let fused =
@@ -221,7 +221,7 @@ impl<'a> Searcher<'a> {
                     heading: passage.heading.clone(),
                     score,
                     why,
-                    excerpt: excerpt::excerpt(&self.analyzer, &passage.text, &terms),
+                    excerpt: excerpt::excerpt(self.analyzer, &passage.text, &terms),
                 }
             })
             .collect())
