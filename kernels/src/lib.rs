@@ -247,6 +247,25 @@ pub fn round_to_i8(v: f32) -> i8 {
 /// Rounds one block, returning its scale (`max|x| / 127`).
 #[inline(always)]
 fn round_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
+    // wasm has no runtime dispatch and LLVM leaves this loop scalar there: written out in
+    // SIMD128 (the same bits, `kernels/tests/kernels.rs` checks).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm128::round_block(x, q)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        round_block_reference(x, q)
+    }
+}
+
+/// [`round_block`] in plain Rust: the reference.
+#[inline(always)]
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
+fn round_block_reference(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
     let mut lanes = [0f32; 8];
     for c in x.chunks_exact(8) {
         for (l, v) in lanes.iter_mut().zip(c) {
@@ -389,11 +408,22 @@ impl QuantizedRows {
                     *p = (q as i16 + 128) as u8;
                 }
             }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::Simd128 => wasm128::widen(&self.q, &mut self.prepared),
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             Kernel::Simd128 => {
                 for (p, &q) in self.prepared.chunks_exact_mut(2).zip(&self.q) {
                     p.copy_from_slice(&(q as i16).to_le_bytes());
                 }
             }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Kernel::RelaxedSimd => {
+                for r in 0..rows {
+                    let (lo, hi) = self.prepared[r * 2 * kp..(r + 1) * 2 * kp].split_at_mut(kp);
+                    wasm128::halves(&self.q[r * kp..(r + 1) * kp], lo, hi);
+                }
+            }
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
             Kernel::RelaxedSimd => {
                 for r in 0..rows {
                     let (lo, hi) = self.prepared[r * 2 * kp..(r + 1) * 2 * kp].split_at_mut(kp);

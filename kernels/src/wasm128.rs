@@ -52,3 +52,93 @@ unsafe fn rows<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
         }
     }
 }
+
+/// [`super::round_block`] in SIMD128: `max|x|` with `pmax` from zero (NaN lanes as 0, as
+/// the reference ignores them), then per value: times `1 / d`, NaN to 0, clamped with
+/// `pmax`/`pmin`, rounded to nearest even (`f32x4.nearest`, what the reference's
+/// magic-number addition does), converted and narrowed.
+#[inline(always)]
+pub(super) fn round_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
+    // SAFETY: eight 16-byte loads of the 32 floats of `x`, two 16-byte stores into the
+    // 32 bytes of `q`; v128 loads and stores have no alignment requirement.
+    unsafe {
+        let p = x.as_ptr() as *const v128;
+        // NaN lanes count as 0 in the maximum, and scaled NaN (from a NaN input, or
+        // `0 * inf` in a block with an infinity) becomes +0 before the clamp: min, max and
+        // the conversion never see a NaN, whatever an engine (or LLVM's relaxed-SIMD
+        // lowering) does with one, and NaN rounds to 0 as the reference rounds it.
+        let v: [v128; 8] = std::array::from_fn(|i| v128_load(p.add(i)));
+        let mut m = f32x4_splat(0.0);
+        for &vi in &v {
+            m = f32x4_pmax(m, v128_and(f32x4_abs(vi), f32x4_eq(vi, vi)));
+        }
+        let lanes = [
+            f32x4_extract_lane::<0>(m),
+            f32x4_extract_lane::<1>(m),
+            f32x4_extract_lane::<2>(m),
+            f32x4_extract_lane::<3>(m),
+        ];
+        let amax = lanes.iter().fold(0f32, |m, &v| if v > m { v } else { m });
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let (idv, lo, hi) = (f32x4_splat(id), f32x4_splat(-127.0), f32x4_splat(127.0));
+        let ints: [v128; 8] = std::array::from_fn(|i| {
+            let t = f32x4_mul(v[i], idv);
+            let t = v128_and(t, f32x4_eq(t, t));
+            let t = f32x4_pmin(f32x4_pmax(t, lo), hi);
+            i32x4_trunc_sat_f32x4(f32x4_nearest(t))
+        });
+        let out = q.as_mut_ptr() as *mut v128;
+        for h in 0..2 {
+            let a = i16x8_narrow_i32x4(ints[4 * h], ints[4 * h + 1]);
+            let b = i16x8_narrow_i32x4(ints[4 * h + 2], ints[4 * h + 3]);
+            v128_store(out.add(h), i8x16_narrow_i16x8(a, b));
+        }
+        d
+    }
+}
+
+/// The SIMD128 kernel's prepared form: each value widened to a little-endian i16.
+pub(super) fn widen(q: &[i8], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), 2 * q.len());
+    let n = q.len() - q.len() % 16;
+    let (qc, dsts) = (q.chunks_exact(16), out.chunks_exact_mut(32));
+    let tail_q = qc.remainder();
+    for (src, dst) in qc.zip(dsts) {
+        // SAFETY: a 16-byte load from a 16-byte chunk; two 16-byte stores into 32 bytes.
+        unsafe {
+            let v = v128_load(src.as_ptr() as *const v128);
+            let d = dst.as_mut_ptr() as *mut v128;
+            v128_store(d, i16x8_extend_low_i8x16(v));
+            v128_store(d.add(1), i16x8_extend_high_i8x16(v));
+        }
+    }
+    for (i, &v) in tail_q.iter().enumerate() {
+        let at = 2 * (n + i);
+        out[at..at + 2].copy_from_slice(&(v as i16).to_le_bytes());
+    }
+}
+
+/// The relaxed-SIMD kernel's prepared form of one row: `u = q + 127` (0..=254) split into
+/// `lo = u >> 1` and `hi = u - lo`, both 7-bit.
+#[allow(dead_code)]
+pub(super) fn halves(q: &[i8], lo: &mut [u8], hi: &mut [u8]) {
+    let n = q.len() - q.len() % 16;
+    for at in (0..n).step_by(16) {
+        // SAFETY: 16-byte loads and stores inside slices of `q.len()` bytes (`at + 16 <= n`).
+        unsafe {
+            let u = u8x16_add(
+                v128_load(q.as_ptr().add(at) as *const v128),
+                u8x16_splat(127),
+            );
+            let l = u8x16_shr(u, 1);
+            v128_store(lo.as_mut_ptr().add(at) as *mut v128, l);
+            v128_store(hi.as_mut_ptr().add(at) as *mut v128, u8x16_sub(u, l));
+        }
+    }
+    for i in n..q.len() {
+        let u = (q[i] as i16 + 127) as u8;
+        lo[i] = u >> 1;
+        hi[i] = u - (u >> 1);
+    }
+}

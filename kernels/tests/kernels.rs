@@ -219,6 +219,80 @@ fn gguf_blocks_pack_exactly() {
     assert_eq!(w.value(0, 5), -127);
 }
 
+/// Activation rounding (SIMD code in the wasm builds) against a plain computation of its
+/// definition: scale `max|x| / 127` per block (NaN ignored), values rounded half to even and
+/// clamped to [-127, 127], NaN to 0; ties, zeros, infinities and a short last block.
+#[test]
+fn rounding_matches_its_definition() {
+    let mut rng = Rng(3);
+    let k = 32 * 5 + 7;
+    let mut x = data(3 * k, Fill::Outliers, &mut rng);
+    // Row 0, block 0: exact ties (scale 1), then the rest of the block.
+    for (i, v) in [127.0, 0.5, 1.5, 2.5, -0.5, -2.5, -126.5, 126.5, -0.0]
+        .iter()
+        .enumerate()
+    {
+        x[i] = *v;
+    }
+    // Block 1 all zero; block 2 holds a NaN; block 3 an infinity.
+    x[32..64].iter_mut().for_each(|v| *v = 0.0);
+    x[70] = f32::NAN;
+    x[100] = f32::INFINITY;
+    let mut rows = QuantizedRows::new(Kernel::best());
+    rows.quantize(Kernel::best(), &x, 3, k).unwrap();
+    for (r, row) in x.chunks(k).enumerate() {
+        for (b, block) in row.chunks(BLOCK).enumerate() {
+            let amax = block
+                .iter()
+                .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+            let d = amax / 127.0;
+            assert_eq!(rows.scale(r, b).to_bits(), d.to_bits(), "row {r} block {b}");
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (i, v) in block.iter().enumerate() {
+                let t = (v * id).clamp(-127.0, 127.0).round_ties_even();
+                let want = if t.is_nan() { 0 } else { t as i8 };
+                assert_eq!(
+                    rows.value(r, b * BLOCK + i),
+                    want,
+                    "row {r} block {b} value {i} ({v})"
+                );
+            }
+        }
+    }
+    assert_eq!(rows.value(0, 1), 0, "0.5 rounds to even");
+    assert_eq!(rows.value(0, 3), 2, "2.5 rounds to even");
+}
+
+/// Int8 rows with one scale each (an index's vectors) pack with that scale on every block,
+/// and a one-row GEMM against them is the same on every kernel (the dense scan).
+#[test]
+fn int8_rows_pack_with_their_row_scale() {
+    let (n, k) = (37, 70);
+    let mut rng = Rng(7);
+    let values: Vec<i8> = (0..n * k).map(|_| (rng.next() % 255) as i8).collect();
+    let scales: Vec<f32> = (0..n).map(|r| 0.001 * (r + 1) as f32).collect();
+    let w = PackedMatrix::from_i8_rows(&values, &scales, n, k).unwrap();
+    for c in 0..n {
+        for i in 0..k {
+            assert_eq!(w.value(c, i), values[c * k + i].max(-127));
+        }
+        for b in 0..k.div_ceil(BLOCK) {
+            assert_eq!(w.scale(c, b), scales[c]);
+        }
+    }
+    let q = data(k, Fill::Outliers, &mut rng);
+    let reference = run(Kernel::Scalar, &q, 1, k, &w, &vec![0.0; n]);
+    for kernel in Kernel::available() {
+        assert_eq!(
+            run(kernel, &q, 1, k, &w, &vec![0.0; n]),
+            reference,
+            "{kernel:?}"
+        );
+    }
+    assert!(PackedMatrix::from_i8_rows(&values, &scales[1..], n, k).is_err());
+    assert!(PackedMatrix::from_i8_rows(&values[1..], &scales, n, k).is_err());
+}
+
 #[test]
 fn wrong_shapes_are_errors_not_panics() {
     assert!(PackedMatrix::from_gguf(GgufBlocks::Q8_0, &[0; 33], 1, 32).is_err());
