@@ -207,6 +207,15 @@ impl Analyzer {
 
     /// Terms of `text` with byte offsets, in order (duplicates kept).
     pub fn tokens(&self, text: &str) -> Vec<Token> {
+        self.tokens_starting(text, |_| true)
+    }
+
+    /// The tokens of `text` whose term starts with a character `first` accepts: what
+    /// [`Analyzer::tokens`] gives, filtered, without stemming the other words. A Snowball
+    /// English stem always starts with its word's first character (the algorithm only
+    /// rewrites suffixes, and its exceptions, such as `dying` to `die`, keep the first
+    /// letter; a test checks it over real text), so the filter can look at the word.
+    pub fn tokens_starting(&self, text: &str, first: impl Fn(char) -> bool) -> Vec<Token> {
         let mut out = Vec::new();
         let mut start = None;
         let flush = |s: usize, e: usize, out: &mut Vec<Token>| {
@@ -215,7 +224,7 @@ impl Analyzer {
                 return;
             }
             let lower = word.to_lowercase();
-            if self.stop.contains(lower.as_str()) {
+            if !lower.chars().next().is_some_and(&first) || self.stop.contains(lower.as_str()) {
                 return;
             }
             let term = self.stemmer.stem(&lower).into_owned();
