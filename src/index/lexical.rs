@@ -207,15 +207,12 @@ impl Analyzer {
 
     /// Terms of `text` with byte offsets, in order (duplicates kept).
     pub fn tokens(&self, text: &str) -> Vec<Token> {
-        self.tokens_starting(text, |_| true)
+        self.tokens_where(text, |_| true)
     }
 
-    /// The tokens of `text` whose term starts with a character `first` accepts: what
-    /// [`Analyzer::tokens`] gives, filtered, without stemming the other words. A Snowball
-    /// English stem always starts with its word's first character (the algorithm only
-    /// rewrites suffixes, and its exceptions, such as `dying` to `die`, keep the first
-    /// letter; a test checks it over real text), so the filter can look at the word.
-    pub fn tokens_starting(&self, text: &str, first: impl Fn(char) -> bool) -> Vec<Token> {
+    /// The tokens of `text` whose lower-cased word `keep` accepts: [`Analyzer::tokens`]
+    /// filtered, without stemming the words left out (see [`could_stem_to`]).
+    pub fn tokens_where(&self, text: &str, keep: impl Fn(&str) -> bool) -> Vec<Token> {
         let mut out = Vec::new();
         let mut start = None;
         let flush = |s: usize, e: usize, out: &mut Vec<Token>| {
@@ -224,7 +221,7 @@ impl Analyzer {
                 return;
             }
             let lower = word.to_lowercase();
-            if !lower.chars().next().is_some_and(&first) || self.stop.contains(lower.as_str()) {
+            if !keep(&lower) || self.stop.contains(lower.as_str()) {
                 return;
             }
             let term = self.stemmer.stem(&lower).into_owned();
@@ -258,6 +255,22 @@ impl Analyzer {
         terms.dedup();
         terms
     }
+}
+
+/// Whether the lower-cased word `lower` can stem to `term`: a Snowball English stem starts
+/// with its word's first two letters (the algorithm only rewrites suffixes, and never the
+/// first two letters, except in three exceptional forms: `dying`, `lying` and `tying` stem
+/// to `die`, `lie` and `tie`); a test checks it over real text. So a word that fails this
+/// needs no stemming to know it does not match.
+pub fn could_stem_to(lower: &str, term: &str) -> bool {
+    let mut prefix = term.char_indices().nth(2).map_or(term, |(i, _)| &term[..i]);
+    if matches!(lower, "dying" | "lying" | "tying") {
+        prefix = &prefix[..prefix
+            .char_indices()
+            .nth(1)
+            .map_or(prefix.len(), |(i, _)| i)];
+    }
+    lower.starts_with(prefix)
 }
 
 /// Inverted lists built from documents, ready to be written into an index.
