@@ -26,30 +26,42 @@ unsafe fn rows<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
     let u: [*const u8; M] = std::array::from_fn(|i| t.prepared(i).as_ptr());
     let xs: [&[f32]; M] = std::array::from_fn(|i| t.scales(i));
     let k127 = i32x4_splat(127);
-    for h in 0..NR / 4 {
-        let mut acc = [f32x4_splat(0.0); M];
-        for b in 0..t.blocks() {
-            let mut isum = [i32x4_splat(0); M];
-            for g in 0..BLOCK / 4 {
-                let w = v128_load(panel.add(b * BLOCK * NR + g * 4 * NR + h * 16) as *const v128);
-                let off = b * BLOCK + g * 4;
-                for i in 0..M {
-                    let u1 = v128_load32_splat(u[i].add(off) as *const u32);
-                    let u2 = v128_load32_splat(u[i].add(kp + off) as *const u32);
-                    isum[i] = i32x4_relaxed_dot_i8x16_i7x16_add(w, u1, isum[i]);
-                    isum[i] = i32x4_relaxed_dot_i8x16_i7x16_add(w, u2, isum[i]);
+    // Both halves of the panel (columns 0-3 and 4-7) in one pass, so each row's activation
+    // halves are splatted once per group for eight columns; the float accumulators live in
+    // `out` (touched once per block), leaving the registers to the integer sums.
+    for i in 0..M {
+        out[i] = [0.0; NR];
+    }
+    for b in 0..t.blocks() {
+        let mut isum = [[i32x4_splat(0); 2]; M];
+        for g in 0..BLOCK / 4 {
+            let at = panel.add(b * BLOCK * NR + g * 4 * NR);
+            let w = [
+                v128_load(at as *const v128),
+                v128_load(at.add(16) as *const v128),
+            ];
+            let off = b * BLOCK + g * 4;
+            for i in 0..M {
+                let u1 = v128_load32_splat(u[i].add(off) as *const u32);
+                let u2 = v128_load32_splat(u[i].add(kp + off) as *const u32);
+                for h in 0..2 {
+                    isum[i][h] = i32x4_relaxed_dot_i8x16_i7x16_add(w[h], u1, isum[i][h]);
+                    isum[i][h] = i32x4_relaxed_dot_i8x16_i7x16_add(w[h], u2, isum[i][h]);
                 }
             }
+        }
+        for h in 0..2 {
             let offset = i32x4_mul(v128_load(wsums.add(b * NR + h * 4) as *const v128), k127);
             let ws = v128_load(wscales.add(b * NR + h * 4) as *const v128);
             for i in 0..M {
                 let s = f32x4_mul(f32x4_splat(xs[i][b]), ws);
-                let exact = i32x4_sub(isum[i], offset);
-                acc[i] = f32x4_add(acc[i], f32x4_mul(f32x4_convert_i32x4(exact), s));
+                let exact = i32x4_sub(isum[i][h], offset);
+                let o = out[i].as_mut_ptr().add(h * 4) as *mut v128;
+                v128_store(
+                    o,
+                    f32x4_add(v128_load(o), f32x4_mul(f32x4_convert_i32x4(exact), s)),
+                );
             }
-        }
-        for i in 0..M {
-            v128_store(out[i].as_mut_ptr().add(h * 4) as *mut v128, acc[i]);
         }
     }
 }
