@@ -210,8 +210,8 @@ impl Analyzer {
         self.tokens_where(text, |_| true)
     }
 
-    /// The tokens of `text` whose lower-cased word `keep` accepts: [`Analyzer::tokens`]
-    /// filtered, without stemming the words left out (see [`could_stem_to`]).
+    /// The tokens of `text` whose word (as written) `keep` accepts: [`Analyzer::tokens`]
+    /// filtered, without lower-casing or stemming the words left out (see [`StemPrefixes`]).
     pub fn tokens_where(&self, text: &str, keep: impl Fn(&str) -> bool) -> Vec<Token> {
         let mut out = Vec::new();
         let mut start = None;
@@ -220,8 +220,11 @@ impl Analyzer {
             if word.chars().count() < 2 {
                 return;
             }
+            if !keep(word) {
+                return;
+            }
             let lower = word.to_lowercase();
-            if !keep(&lower) || self.stop.contains(lower.as_str()) {
+            if self.stop.contains(lower.as_str()) {
                 return;
             }
             let term = self.stemmer.stem(&lower).into_owned();
@@ -264,13 +267,58 @@ impl Analyzer {
 /// needs no stemming to know it does not match.
 pub fn could_stem_to(lower: &str, term: &str) -> bool {
     let mut prefix = term.char_indices().nth(2).map_or(term, |(i, _)| &term[..i]);
-    if matches!(lower, "dying" | "lying" | "tying") {
+    if is_exception(lower) {
         prefix = &prefix[..prefix
             .char_indices()
             .nth(1)
             .map_or(prefix.len(), |(i, _)| i)];
     }
     lower.starts_with(prefix)
+}
+
+/// The words whose stem changes their second letter.
+fn is_exception(word: &str) -> bool {
+    ["dying", "lying", "tying"]
+        .iter()
+        .any(|e| word.eq_ignore_ascii_case(e))
+}
+
+/// [`could_stem_to`] for a set of terms, prepared once: which words (as written, any case)
+/// can stem to one of them.
+pub struct StemPrefixes {
+    /// Each term's first two letters.
+    two: Vec<String>,
+    /// Each term's first letter (for the exceptions).
+    one: Vec<char>,
+}
+
+impl StemPrefixes {
+    pub fn new(terms: &[String]) -> Self {
+        let two = terms
+            .iter()
+            .map(|t| t.chars().take(2).collect::<String>())
+            .collect();
+        let one = terms.iter().filter_map(|t| t.chars().next()).collect();
+        Self { two, one }
+    }
+
+    /// Whether `word` (as written) can stem to one of the terms. ASCII words are checked
+    /// without allocating (their lower case is the ASCII one, letter by letter).
+    pub fn admits(&self, word: &str) -> bool {
+        let b = word.as_bytes();
+        if b.len() >= 2 && b[0].is_ascii() && b[1].is_ascii() {
+            let (c0, c1) = (b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase());
+            if is_exception(word) {
+                return self.one.contains(&(c0 as char));
+            }
+            return self
+                .two
+                .iter()
+                .any(|p| matches!(p.as_bytes(), [a, b] if *a == c0 && *b == c1));
+        }
+        let lower = word.to_lowercase();
+        self.two.iter().any(|p| lower.starts_with(p.as_str()))
+    }
 }
 
 /// Inverted lists built from documents, ready to be written into an index.

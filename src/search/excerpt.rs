@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::lexical::{could_stem_to, Analyzer};
+use crate::index::lexical::{Analyzer, StemPrefixes};
 
 /// Words in an excerpt window.
 pub const WINDOW_WORDS: usize = 30;
@@ -38,10 +38,11 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 
 /// The best window of `text` for `query_terms` (analysed, sorted, distinct).
 pub fn excerpt(analyzer: &Analyzer, text: &str, query_terms: &[String]) -> Excerpt {
-    // Only words that can stem to a query term are stemmed (see `could_stem_to`).
+    // Only words that can stem to a query term are stemmed (see `StemPrefixes`).
+    let prefixes = StemPrefixes::new(query_terms);
     // (start byte, end byte, index of the term in `query_terms`), in text order.
     let matches: Vec<(usize, usize, usize)> = analyzer
-        .tokens_where(text, |w| query_terms.iter().any(|t| could_stem_to(w, t)))
+        .tokens_where(text, |w| prefixes.admits(w))
         .into_iter()
         .filter_map(|t| {
             let i = query_terms.binary_search(&t.term).ok()?;
@@ -189,6 +190,7 @@ mod tests {
     /// the algorithm's exceptional forms.
     #[test]
     fn stems_keep_the_first_two_letters() {
+        use crate::index::lexical::could_stem_to;
         let a = Analyzer::new();
         let extra = "dying lying tying idly gently ugly early only singly skis skies news \
                      Yesterday yellow cry cries ties 'tis o'clock naïve Éclair ÜBER generously";
@@ -204,12 +206,21 @@ mod tests {
                     "{word:?} stems to {:?}",
                     t.term
                 );
+                let term = std::slice::from_ref(&t.term);
+                assert!(
+                    StemPrefixes::new(term).admits(&word[t.start..t.end]),
+                    "{word:?}"
+                );
                 checked += 1;
             }
         }
         assert!(checked > 10_000, "only {checked} words");
         assert!(!could_stem_to("thread", "share"));
         assert!(could_stem_to("dying", "die"));
+        let p = StemPrefixes::new(&["die".to_string(), "share".to_string()]);
+        assert!(p.admits("Dying") && p.admits("SHARING") && !p.admits("thread"));
+        assert!(!StemPrefixes::new(&["éclair".to_string()]).admits("eclair"));
+        assert!(StemPrefixes::new(&["éclair".to_string()]).admits("ÉCLAIRS"));
     }
 
     /// The fast excerpt gives exactly the reference's, on real passages and queries.
