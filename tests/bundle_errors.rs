@@ -192,3 +192,27 @@ fn precompiled_normalizer_is_refused_not_a_panic() {
         cairn::model::parse_tokenizer("{\"decoder\": {\"type\": \"WordPiece\",,}}").unwrap_err();
     assert!(matches!(err, Error::Tokenizer(_)), "{err}");
 }
+
+/// A position table whose size wraps a 32-bit `usize` (`tests/common/wrap.rs`) is refused by
+/// the configuration check, here as in wasm32 (`tests/wasm_parity.rs`); one declared longer
+/// than the file holds is refused before candle reads it.
+#[test]
+fn tables_that_wrap_32_bits_or_overrun_the_file_are_refused() {
+    use common::wrap::{with_position_rows, WRAP_ROWS};
+    let micro = common::micro_bundle();
+    assert_eq!(
+        with_position_rows(&micro, 32),
+        micro,
+        "the patch is a no-op at 32 rows"
+    );
+    match Encoder::from_bytes(&with_position_rows(&micro, WRAP_ROWS)) {
+        Err(Error::UnsupportedBundle(m)) => assert!(m.contains("position table"), "{m}"),
+        Err(other) => panic!("unexpected error kind: {other}"),
+        Ok(_) => panic!("a position table of {WRAP_ROWS} rows loaded"),
+    }
+    match Encoder::from_bytes(&with_position_rows(&micro, 65_536)) {
+        Err(Error::CorruptBundle(m)) => assert!(m.contains("past the end"), "{m}"),
+        Err(other) => panic!("unexpected error kind: {other}"),
+        Ok(_) => panic!("a position table longer than the file loaded"),
+    }
+}

@@ -10,6 +10,9 @@ use cairn::{Encoder, Role};
 use serde::Deserialize;
 use wasm_bindgen_test::*;
 
+#[path = "common/wrap.rs"]
+mod wrap;
+
 // In a dedicated worker, as the engine runs in production: long synchronous work there
 // does not freeze the page the test driver polls.
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -104,4 +107,23 @@ fn corrupt_bundle_is_an_error_in_the_browser() {
     let bytes = include_bytes!("../models/all-minilm-l6-v2-q4_0.gguf");
     assert!(Encoder::from_bytes(&bytes[..bytes.len() / 2]).is_err());
     assert!(Encoder::from_bytes(b"not a model").is_err());
+}
+
+/// The bundle forged so that its position table's size wraps a 32-bit `usize`
+/// (`tests/common/wrap.rs`): a typed error in wasm32, where the wrap would otherwise happen,
+/// not a trapped module; likewise a table declared longer than the file.
+#[wasm_bindgen_test]
+fn bundle_whose_sizes_wrap_32_bits_is_an_error_not_a_trap() {
+    let micro = include_bytes!("fixtures/compat/bundle-v1.gguf");
+    assert!(Encoder::from_bytes(micro).is_ok());
+    for rows in [wrap::WRAP_ROWS, 65_536] {
+        let forged = wrap::with_position_rows(micro, rows);
+        match Encoder::from_bytes(&forged) {
+            Err(e) => assert!(
+                e.to_string().contains("position table") || e.to_string().contains("past the end"),
+                "{rows} rows: {e}"
+            ),
+            Ok(_) => panic!("a bundle declaring {rows} positions loaded"),
+        }
+    }
 }

@@ -211,15 +211,21 @@ impl Index {
             self.slice::<f32>(SectionKind::DenseMean)?.len(),
             dim,
         )?;
+        // Checked: with a 32-bit `usize` (wasm32) a forged passage count times the vector
+        // length could wrap to the size of a small section.
+        let times = |a: usize, b: usize, what: &str| {
+            a.checked_mul(b)
+                .ok_or_else(|| corrupt(format!("{what}: {a} x {b} overflows")))
+        };
         check(
             SectionKind::DenseCodes,
             self.slice::<u64>(SectionKind::DenseCodes)?.len(),
-            n * dense::words_per_code(dim),
+            times(n, dense::words_per_code(dim), "binary codes")?,
         )?;
         check(
             SectionKind::DenseRows,
             self.slice::<i8>(SectionKind::DenseRows)?.len(),
-            n * dim,
+            times(n, dim, "vector rows")?,
         )?;
         check(
             SectionKind::DenseScales,

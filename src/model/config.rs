@@ -94,6 +94,12 @@ pub struct ModelConfig {
     pub document_prompt: String,
 }
 
+/// Longest position table a bundle may declare (BERT's is 512; long-context encoders 8,192).
+pub const MAX_POSITIONS: usize = 1 << 16;
+/// Most values one tensor of a bundle may hold: 2^28 (1 GiB in f32), far above any sentence
+/// encoder's tables, and small enough that its size in bytes fits a 32-bit `usize`.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads.max(1)
@@ -119,6 +125,23 @@ impl ModelConfig {
         }
         if self.type_vocab_size == 0 || self.type_vocab_size > 16 {
             return bad("token-type vocabulary size out of range");
+        }
+        if self.max_position_embeddings > MAX_POSITIONS {
+            return bad("position table implausibly long for a sentence encoder");
+        }
+        // Every table's element count, in checked arithmetic, under a bound that keeps its
+        // bytes addressable with a 32-bit `usize` (wasm32): a product that wraps there would
+        // let a crafted bundle read past a tensor's storage.
+        let h = self.hidden_size;
+        for (rows, what) in [
+            (self.vocab_size, "word-embedding table"),
+            (self.max_position_embeddings, "position table"),
+            (self.type_vocab_size, "token-type table"),
+            (self.intermediate_size, "feed-forward matrix"),
+        ] {
+            if rows.checked_mul(h).is_none_or(|n| n > MAX_TENSOR_ELEMENTS) {
+                return bad(&format!("{what} of {rows} x {h} values is too large"));
+            }
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
             return bad("layer-norm epsilon out of range");

@@ -524,6 +524,26 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
                 info.ggml_dtype
             )));
         }
+        // The tensor's bytes, in checked 64-bit arithmetic, must lie inside the file before
+        // candle reads it: candle multiplies the shape in `usize`, which can wrap on wasm32
+        // and leave a tensor with less storage than its shape.
+        let bytes_needed = info
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .map(|n| n / info.ggml_dtype.block_size() as u64)
+            .and_then(|blocks| blocks.checked_mul(info.ggml_dtype.type_size() as u64));
+        let end = bytes_needed
+            .and_then(|b| b.checked_add(info.offset))
+            .and_then(|b| b.checked_add(content.tensor_data_offset));
+        if end.is_none_or(|e| e > bytes.len() as u64) {
+            return Err(Error::CorruptBundle(format!(
+                "tensor `{name}` ({:?} {:?}) runs past the end of the file",
+                info.ggml_dtype,
+                info.shape.dims()
+            )));
+        }
         let t = info
             .read(&mut cursor, content.tensor_data_offset, &Device::Cpu)
             .map_err(|e| Error::CorruptBundle(format!("tensor `{name}`: {e}")))?;
