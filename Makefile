@@ -59,13 +59,15 @@ $(PAPERS_INDEX): www/data/papers.jsonl $(DEMO_BUNDLE) $(wildcard src/index/*.rs 
 	$(CLI) index --model $(DEMO_BUNDLE) --jsonl www/data/papers.jsonl \
 		--url-template '#paper-{id}' --out www/indexes/papers
 
-www: model wasm $(PAPERS_INDEX)
+# The demo needs one bundle (the one it ships), not the four `model` converts: a newcomer's
+# `make demo` runs one conversion.
+www: $(DEMO_BUNDLE) wasm $(PAPERS_INDEX)
 
 demo: www
 	scripts/serve.sh www $(PORT)
 
 # The Rust Book from rustup's docs, indexed and served under www/book/ (see book.html).
-book-index: model wasm
+book-index: $(DEMO_BUNDLE) wasm
 	scripts/book-index.sh $(DEMO_BUNDLE) $(CLI) --write BENCHMARKS.md
 
 # The relaxed-SIMD wasm build: its own flags, so its own target folder (scripts/build-wasm.sh).
@@ -107,20 +109,20 @@ test-wasm: model
 		$(RELAXED_DIR)
 
 # End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
-test-e2e: www
+test-e2e: model www
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost node --test tests/e2e/
 
 # The README's test command: lint, native tests, wasm tests and browser tests in Chromium.
 test: lint test-native test-arm test-wasm test-e2e
 
 # Browser benchmark on the SciFact index (built by eval-scifact): see bench/browser.mjs.
-bench-browser: www
+bench-browser: model www
 	node bench/browser.mjs target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
 	scripts/bytes.sh www/indexes/papers target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
 
 # Cairn against its peers (transformers.js, Pagefind, sentence-transformers, bm25s), side by
 # side in one run; installs the peers under bench/ (slow, never in CI).
-bench: www $(RELEASE_CLI)
+bench: model www $(RELEASE_CLI)
 	bench/run-all.sh
 
 bench-encode: $(RELEASE_CLI) $(BUNDLES)
@@ -129,7 +131,7 @@ bench-encode: $(RELEASE_CLI) $(BUNDLES)
 
 # CPU against GPU: native wgpu (lavapipe without a GPU) and WebGPU in Chromium (SwiftShader
 # without a GPU), on the SciFact 4-bit index that eval-scifact builds.
-bench-gpu: $(RELEASE_CLI) www
+bench-gpu: model $(RELEASE_CLI) www
 	$(RELEASE_CLI) bench gpu --model models/$(MODEL)-q4_0.gguf --index target/scifact/q4_0 --write BENCHMARKS.md
 	node bench/gpu-browser.mjs target/scifact/q4_0 --write BENCHMARKS.md
 
