@@ -97,21 +97,8 @@ struct WebResults {
     hits: Vec<WebHit>,
 }
 
-/// UTF-16 offset of every byte offset in `marks` within `text`.
-fn utf16_marks(text: &str, marks: &[(usize, usize)]) -> Vec<(u32, u32)> {
-    let to16 = |byte: usize| -> u32 {
-        let end = byte.min(text.len());
-        let end = (0..=end)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        text[..end].encode_utf16().count() as u32
-    };
-    marks.iter().map(|&(s, e)| (to16(s), to16(e))).collect()
-}
-
 fn web_hit(h: Hit) -> WebHit {
-    let marks = utf16_marks(&h.excerpt.text, &h.excerpt.marks);
+    let marks = h.excerpt.utf16_marks();
     WebHit {
         id: h.id,
         url: h.url,
@@ -601,17 +588,5 @@ mod gpu {
             }
             Ok(None)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utf16_marks;
-
-    #[test]
-    fn byte_ranges_become_utf16_offsets() {
-        let text = "é 🦀 crab";
-        // "crab" starts at byte 8 (é = 2 bytes, 🦀 = 4 bytes), UTF-16 offset 5.
-        assert_eq!(utf16_marks(text, &[(8, 12)]), vec![(5, 9)]);
     }
 }

@@ -16,6 +16,26 @@ pub struct Excerpt {
     pub marks: Vec<(usize, usize)>,
 }
 
+impl Excerpt {
+    /// The marks as UTF-16 offsets into `text` (what JavaScript's `String.prototype.slice`
+    /// takes): the browser boundary's form of the byte ranges.
+    pub fn utf16_marks(&self) -> Vec<(u32, u32)> {
+        let text = &self.text;
+        let to16 = |byte: usize| -> u32 {
+            let end = byte.min(text.len());
+            let end = (0..=end)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            text[..end].encode_utf16().count() as u32
+        };
+        self.marks
+            .iter()
+            .map(|&(s, e)| (to16(s), to16(e)))
+            .collect()
+    }
+}
+
 /// Byte offsets of whitespace-separated words.
 fn words(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -246,6 +266,17 @@ mod tests {
             }
         }
         assert!(compared > 1_000, "only {compared} comparisons");
+    }
+
+    #[test]
+    fn byte_ranges_become_utf16_offsets() {
+        // "crab" starts at byte 8 (é = 2 bytes, 🦀 = 4 bytes), UTF-16 offset 5 (🦀 is a
+        // surrogate pair); a range inside a character rounds down to its start.
+        let e = Excerpt {
+            text: "é 🦀 crab".into(),
+            marks: vec![(8, 12), (4, 5)],
+        };
+        assert_eq!(e.utf16_marks(), vec![(5, 9), (2, 2)]);
     }
 
     #[test]
