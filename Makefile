@@ -82,10 +82,11 @@ lint: model tools
 	$(RELAXED) $(CARGO) clippy --target wasm32-unknown-unknown -p cairn-kernels --all-targets $(RELAXED_DIR) \
 		-- -D warnings
 
-# GPU tests run on whatever adapter wgpu finds (Mesa's lavapipe in CI) and say SKIPPED
-# when there is none.
+# GPU tests run on whatever adapter wgpu finds (Mesa's lavapipe without a GPU:
+# apt-get install mesa-vulkan-drivers). Here a missing adapter fails them
+# (CAIRN_REQUIRE_GPU=1); a plain `cargo test` prints SKIPPED instead.
 test-native: model
-	$(CARGO) test --features $(FEATURES)
+	CAIRN_REQUIRE_GPU=1 $(CARGO) test --features $(FEATURES)
 	$(CARGO) test -p cairn-kernels
 
 # The NEON kernel against the reference, cross-compiled for aarch64 and run under

@@ -2,7 +2,7 @@
 //! lavapipe, a Vulkan driver on the CPU).
 //!
 //! Without an adapter every test prints `SKIPPED: no GPU adapter (...)` with wgpu's reason and
-//! returns; nothing passes silently.
+//! returns, unless `CAIRN_REQUIRE_GPU` is set (`make test-native`, so CI): then it fails.
 #![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 
 mod common;
@@ -33,6 +33,14 @@ fn context(test: &str) -> Option<GpuContext> {
                 Err(e) => e.to_string(),
                 Ok(a) => format!("an adapter appeared on a second try: {:?}", a.get_info()),
             };
+            // `make test` (and so CI, which installs lavapipe) requires an adapter: there a
+            // missing one is a failure, not a silent pass.
+            if std::env::var_os("CAIRN_REQUIRE_GPU").is_some() {
+                panic!(
+                    "{test}: no GPU adapter ({reason}) and CAIRN_REQUIRE_GPU is set; install \
+                     Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or unset it"
+                );
+            }
             println!("SKIPPED: no GPU adapter ({reason}); {test} did not run");
             None
         }
