@@ -1,10 +1,12 @@
 //! Compatibility: files written by this release stay loadable by every later one.
 //!
-//! `tests/fixtures/compat/` holds a frozen bundle (`bundle-v1.gguf`, the micro BERT of
-//! `common::micro_bundle`) and a frozen index of the fixture site made with it
-//! (`index-v1.cairn`), with what searching them gave when they were frozen (`expected-v1.json`).
-//! Later bundle versions are frozen on their own (`bundle-v2.gguf`: the same micro BERT with a
-//! flat `q3_k` word-embedding table) with the query vectors they gave (`vectors-bundle-v2.json`).
+//! `tests/fixtures/compat/` holds one frozen file per format version, named after its own
+//! format: `bundle-vN.gguf` (bundle format N: `bundle-v1.gguf` is the micro BERT of
+//! `common::micro_bundle`, `bundle-v2.gguf` the same with a flat `q3_k` word-embedding table,
+//! with the query vectors it gave in `vectors-bundle-v2.json`) and `index-vN.cairn` (index
+//! format N, an index of the fixture site) with what searching it gave when it was frozen
+//! (`expected-index-vN.json`). An index is searched with the frozen bundle that has its model
+//! fingerprint (`index-v1.cairn` with `bundle-v1.gguf`), so the two series never collide.
 //! Never regenerate a frozen version: when a format changes, freeze the new version beside the
 //! old ones (`CAIRN_FREEZE=1 cargo test --features cli --test compat -- --ignored freeze`)
 //! and keep the old files loading.
@@ -55,22 +57,39 @@ fn answers(enc: &Encoder, index: &Index) -> Value {
     Value::Object(out)
 }
 
-/// Every format version this release must read: 1 up to the current one.
+/// The frozen bundle `index` was built with: the fixture `.gguf` with its model fingerprint.
+fn model_of(index: &Index) -> Encoder {
+    let want = &index.meta().model_fingerprint;
+    let mut names: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    names.sort();
+    for name in &names {
+        let enc = Encoder::from_bytes(&read(name)).unwrap();
+        if enc.fingerprint() == want.as_str() {
+            return enc;
+        }
+    }
+    panic!("no frozen bundle among {names:?} has the index's model fingerprint {want}");
+}
+
+/// Every index format version this release must read: 1 up to the current one.
 #[test]
 fn frozen_versions_still_load_and_answer_the_same() {
     for v in 1..=FORMAT_VERSION {
-        let bundle = dir().join(format!("bundle-v{v}.gguf"));
         let index = dir().join(format!("index-v{v}.cairn"));
         assert!(
-            bundle.exists() && index.exists(),
-            "no frozen fixture for format version {v}: freeze one (see this file's header)"
+            index.exists(),
+            "no frozen fixture for index format version {v}: freeze one (see this file's header)"
         );
-        let enc = Encoder::from_bytes(&read(&format!("bundle-v{v}.gguf"))).unwrap();
         let idx = Index::from_bytes(read(&format!("index-v{v}.cairn"))).unwrap();
+        let enc = model_of(&idx);
         idx.check_model(enc.fingerprint()).unwrap();
         assert!(idx.len() >= 5, "frozen index has {} passages", idx.len());
         let expected: Value =
-            serde_json::from_slice(&read(&format!("expected-v{v}.json"))).unwrap();
+            serde_json::from_slice(&read(&format!("expected-index-v{v}.json"))).unwrap();
         let got = answers(&enc, &idx);
         for q in QUERIES {
             let (g, e) = (&got[q], &expected[q]);
@@ -237,10 +256,17 @@ fn freeze() {
             .unwrap();
     let idx = Index::from_bytes(bytes.clone()).unwrap();
     std::fs::create_dir_all(dir()).unwrap();
-    for (name, data) in [
-        (format!("bundle-v{v}.gguf"), bundle),
-        (format!("index-v{v}.cairn"), bytes),
-    ] {
+    let mut files = vec![(format!("index-v{v}.cairn"), bytes)];
+    // The bundle is frozen beside it unless one already frozen has its fingerprint.
+    let known = std::fs::read_dir(dir()).unwrap().any(|e| {
+        let name = e.unwrap().file_name().into_string().unwrap_or_default();
+        name.ends_with(".gguf")
+            && Encoder::from_bytes(&read(&name)).is_ok_and(|b| b.fingerprint() == enc.fingerprint())
+    });
+    if !known {
+        files.push((format!("index-v{v}-model.gguf"), bundle));
+    }
+    for (name, data) in files {
         assert!(
             !dir().join(&name).exists(),
             "{name} is frozen: never overwrite it"
@@ -248,5 +274,9 @@ fn freeze() {
         std::fs::write(dir().join(name), data).unwrap();
     }
     let expected = serde_json::to_string_pretty(&answers(&enc, &idx)).unwrap();
-    std::fs::write(dir().join(format!("expected-v{v}.json")), expected + "\n").unwrap();
+    std::fs::write(
+        dir().join(format!("expected-index-v{v}.json")),
+        expected + "\n",
+    )
+    .unwrap();
 }
