@@ -4,7 +4,7 @@
 //! their bytes to an [`Engine`]; every fallible call returns `Result<_, JsError>`, so bad
 //! input becomes a JavaScript exception with a readable message instead of a trapped module.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -123,6 +123,9 @@ pub struct Engine {
     encoder: Option<Rc<Encoder>>,
     /// Set by `initGpu` (an async call, hence the cell); read by the async search calls.
     gpu: Rc<RefCell<Option<Rc<gpu::State>>>>,
+    /// Bumped by every `loadIndex` and `loadModel`: a GPU set-up that started before one
+    /// of them (it awaits the GPU) must not install state built for the old files.
+    generation: Rc<Cell<u64>>,
 }
 
 impl Default for Engine {
@@ -147,6 +150,7 @@ impl Engine {
             index: None,
             encoder: None,
             gpu: Rc::new(RefCell::new(None)),
+            generation: Rc::new(Cell::new(0)),
         }
     }
 
@@ -171,6 +175,7 @@ impl Engine {
         };
         self.index = Some(Rc::new(index));
         self.gpu.replace(None);
+        self.generation.set(self.generation.get() + 1);
         Ok(serde_wasm_bindgen::to_value(&info)?)
     }
 
@@ -184,6 +189,7 @@ impl Engine {
         }
         self.encoder = Some(Rc::new(enc));
         self.gpu.replace(None);
+        self.generation.set(self.generation.get() + 1);
         Ok(())
     }
 
@@ -268,8 +274,9 @@ impl Engine {
     #[wasm_bindgen(js_name = initGpu)]
     pub fn init_gpu(&self, bundle: Vec<u8>, preference: String) -> js_sys::Promise {
         let (index, encoder, slot) = (self.index.clone(), self.encoder.clone(), self.gpu.clone());
+        let generation = self.generation.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let report = gpu::init(index, encoder, bundle, &preference, slot).await;
+            let report = gpu::init(index, encoder, bundle, &preference, slot, generation).await;
             Ok(report.to_js()?)
         })
     }
@@ -394,6 +401,8 @@ mod gpu {
 
     #[cfg(feature = "gpu")]
     pub struct State {
+        /// The index the scorer was built from: a search of any other index stays on the CPU.
+        index: Rc<Index>,
         encoder: crate::gpu::GpuEncoder,
         scorer: Option<crate::gpu::GpuScorer>,
         calibration: crate::gpu::Calibration,
@@ -433,6 +442,7 @@ mod gpu {
         _: Vec<u8>,
         _: &str,
         _: Rc<RefCell<Option<Rc<State>>>>,
+        _: Rc<Cell<u64>>,
     ) -> Report {
         Report::unavailable("this build of the engine has no WebGPU support")
     }
@@ -444,8 +454,12 @@ mod gpu {
         bundle: Vec<u8>,
         preference: &str,
         slot: Rc<RefCell<Option<Rc<State>>>>,
+        generation: Rc<Cell<u64>>,
     ) -> Report {
-        use crate::gpu::{calibrate, now_ms, GpuContext, GpuEncoder, GpuScorer, Preference};
+        use crate::gpu::{
+            calibrate, now_ms, Backend, GpuContext, GpuEncoder, GpuScorer, Preference,
+        };
+        let started = generation.get();
         let preference = match preference {
             "webgpu" | "gpu" => Preference::Gpu,
             _ => Preference::Auto,
@@ -499,11 +513,21 @@ mod gpu {
             sample = crate::gpu::choose::SAMPLE_QUERIES.to_vec();
         }
         let scan = scorer.as_ref().map(|s| (s, &view));
-        let calibration =
+        let mut calibration =
             match calibrate(&encoder, &gpu, scan, &sample, preference, adapter, &now_ms).await {
                 Ok(c) => c,
                 Err(e) => return failed("calibration", e),
             };
+        if generation.get() != started {
+            // `loadIndex` or `loadModel` ran while this awaited the GPU: what was built here
+            // is for the old files, and must not reach their successors.
+            calibration.accepted = false;
+            calibration.query_backend = Backend::Cpu;
+            calibration.batch_backend = Backend::Cpu;
+            calibration.scan_backend = Backend::Cpu;
+            calibration.reason =
+                "the index or the model changed during WebGPU set-up; call initGpu again".into();
+        }
         let report = Report {
             available: true,
             reason: calibration.reason.clone(),
@@ -511,6 +535,7 @@ mod gpu {
         };
         if calibration.accepted {
             slot.replace(Some(Rc::new(State {
+                index,
                 encoder: gpu,
                 scorer,
                 calibration,
@@ -569,6 +594,10 @@ mod gpu {
             }
             let state =
                 state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
+            if !std::ptr::eq(state.index.as_ref(), index) {
+                // Set up for another index (the search began before a `loadIndex`).
+                return Ok(None);
+            }
             match &state.scorer {
                 Some(s) => Ok(Some(
                     s.search(&index.dense(), vector, depth)
