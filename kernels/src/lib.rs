@@ -55,6 +55,25 @@ mod x86;
 
 pub use pack::{GgufBlocks, PackedMatrix};
 
+/// Values below which an element-wise pass stays on the calling thread: splitting costs
+/// more than it saves on a query's few rows.
+#[cfg(not(target_arch = "wasm32"))]
+const SPLIT_MIN: usize = 1 << 16;
+
+/// Runs `f` over `v`, natively in parts of at least [`SPLIT_MIN`] values spread over the
+/// cores (a long batch's activations); in one call on wasm or for short slices.
+pub fn split_over_cores<T: Send>(v: &mut [T], f: fn(&mut [T])) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if v.len() >= 2 * SPLIT_MIN && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        let parts = (rayon::current_num_threads() * 4).min(v.len() / SPLIT_MIN);
+        let size = v.len().div_ceil(parts);
+        v.par_chunks_mut(size).for_each(f);
+        return;
+    }
+    f(v)
+}
+
 /// What a kernel call can refuse: shapes that do not fit together, or weight bytes that do
 /// not hold the matrix they claim to.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +159,7 @@ impl Kernel {
                 out.push(Kernel::AvxVnni);
             }
             if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx2")
             {
@@ -240,8 +260,16 @@ impl Kernel {
 #[inline(always)]
 pub fn round_to_i8(v: f32) -> i8 {
     const MAGIC: f32 = 12_582_912.0;
-    let v = v.clamp(-127.0, 127.0);
-    ((v + MAGIC) - MAGIC) as i8
+    let c = v.clamp(-127.0, 127.0);
+    // `c + MAGIC` is `MAGIC + round(c)` exactly, so its bits are MAGIC's plus the integer:
+    // integer operations from here, which vectorise (a saturating float-to-int8 cast does
+    // not). NaN rounds to 0, as `NaN as i8` does.
+    let r = (c + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits()) as i8;
+    if v.is_nan() {
+        0
+    } else {
+        r
+    }
 }
 
 /// Rounds one block, returning its scale (`max|x| / 127`).
@@ -313,16 +341,72 @@ fn round_rows(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f3
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn wide(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f32]) {
-            body(x, k, blocks, q, scales)
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide512(
+                x: &[f32],
+                k: usize,
+                blocks: usize,
+                q: &mut [i8],
+                scales: &mut [f32],
+            ) {
+                body(x, k, blocks, q, scales)
+            }
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            unsafe { wide512(x, k, blocks, q, scales) };
+            return;
         }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { wide(x, k, blocks, q, scales) };
-        return;
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            unsafe fn wide(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f32]) {
+                body(x, k, blocks, q, scales)
+            }
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { wide(x, k, blocks, q, scales) };
+            return;
+        }
     }
     body(x, k, blocks, q, scales)
+}
+
+/// Writes `kernel`'s own form of the rounded rows `q` (whole rows of `kp` values) into
+/// `prepared` (the layouts listed on `QuantizedRows`' field of that name).
+fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
+    match kernel {
+        Kernel::Scalar | Kernel::Neon => {}
+        Kernel::Avx2 => {
+            for (p, &q) in prepared.iter_mut().zip(q) {
+                *p = q.unsigned_abs();
+            }
+        }
+        Kernel::AvxVnni | Kernel::Avx512Vnni => {
+            for (p, &q) in prepared.iter_mut().zip(q) {
+                *p = (q as u8) ^ 0x80; // q + 128 for q in -128..=127
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Kernel::Simd128 => wasm128::widen(q, prepared),
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        Kernel::Simd128 => {
+            for (p, &q) in prepared.chunks_exact_mut(2).zip(q) {
+                p.copy_from_slice(&(q as i16).to_le_bytes());
+            }
+        }
+        Kernel::RelaxedSimd => {
+            for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(2 * kp)) {
+                let (lo, hi) = p.split_at_mut(kp);
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                wasm128::halves(row, lo, hi);
+                #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+                for (i, &q) in row.iter().enumerate() {
+                    let u = (q as i16 + 127) as u8; // 0..=254
+                    lo[i] = u >> 1;
+                    hi[i] = u - (u >> 1);
+                }
+            }
+        }
+    }
 }
 
 /// Activations rounded to int8 in blocks of [`BLOCK`], one scale per row and block, with
@@ -392,49 +476,31 @@ impl QuantizedRows {
         self.q.resize(rows * kp, 0);
         self.scales.clear();
         self.scales.resize(rows * blocks, 0.0);
-        round_rows(x, k, blocks, &mut self.q, &mut self.scales);
         let width = kernel.prepared_width();
         self.prepared.clear();
         self.prepared.resize(rows * kp * width, 0);
-        match kernel {
-            Kernel::Scalar | Kernel::Neon => {}
-            Kernel::Avx2 => {
-                for (p, &q) in self.prepared.iter_mut().zip(&self.q) {
-                    *p = q.unsigned_abs();
-                }
+        // One row range: rounded, then put in the kernel's form while still in cache.
+        let part = |x: &[f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
+            round_rows(x, k, blocks, q, scales);
+            prepare(kernel, q, kp, prepared);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if rows >= 2 * ROW_CHUNK && k > 0 && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            let parts = x
+                .par_chunks(ROW_CHUNK * k)
+                .zip(self.q.par_chunks_mut(ROW_CHUNK * kp))
+                .zip(self.scales.par_chunks_mut(ROW_CHUNK * blocks));
+            if width == 0 {
+                parts.for_each(|((x, q), s)| part(x, q, s, &mut []));
+            } else {
+                parts
+                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * kp * width))
+                    .for_each(|(((x, q), s), p)| part(x, q, s, p));
             }
-            Kernel::AvxVnni | Kernel::Avx512Vnni => {
-                for (p, &q) in self.prepared.iter_mut().zip(&self.q) {
-                    *p = (q as i16 + 128) as u8;
-                }
-            }
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            Kernel::Simd128 => wasm128::widen(&self.q, &mut self.prepared),
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-            Kernel::Simd128 => {
-                for (p, &q) in self.prepared.chunks_exact_mut(2).zip(&self.q) {
-                    p.copy_from_slice(&(q as i16).to_le_bytes());
-                }
-            }
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            Kernel::RelaxedSimd => {
-                for r in 0..rows {
-                    let (lo, hi) = self.prepared[r * 2 * kp..(r + 1) * 2 * kp].split_at_mut(kp);
-                    wasm128::halves(&self.q[r * kp..(r + 1) * kp], lo, hi);
-                }
-            }
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-            Kernel::RelaxedSimd => {
-                for r in 0..rows {
-                    let (lo, hi) = self.prepared[r * 2 * kp..(r + 1) * 2 * kp].split_at_mut(kp);
-                    for (i, &q) in self.q[r * kp..(r + 1) * kp].iter().enumerate() {
-                        let u = (q as i16 + 127) as u8; // 0..=254
-                        lo[i] = u >> 1;
-                        hi[i] = u - (u >> 1);
-                    }
-                }
-            }
+            return Ok(());
         }
+        part(x, &mut self.q, &mut self.scales, &mut self.prepared);
         Ok(())
     }
 }
@@ -494,27 +560,117 @@ fn run(
     out: &mut [f32],
 ) {
     let n = w.n();
-    for p in 0..w.panels() {
+    // Writes a tile of panel `p` (rows `r..r + mr` of this call) with the bias added.
+    let mut put = |p: usize, r: usize, mr: usize, tile: &[[f32; NR]; MR]| {
+        let c0 = p * NR;
+        let nc = (n - c0).min(NR);
+        for (i, t) in tile.iter().enumerate().take(mr) {
+            let o = &mut out[(r + i) * n + c0..(r + i) * n + c0 + nc];
+            match bias {
+                Some(b) => {
+                    for ((o, &v), &b) in o.iter_mut().zip(t).zip(&b[c0..c0 + nc]) {
+                        *o = v + b;
+                    }
+                }
+                None => o.copy_from_slice(&t[..nc]),
+            }
+        }
+    };
+    let mut p = 0;
+    while p < w.panels() {
+        let step = tile_panels(x.kernel, w.panels() - p);
         let mut r = 0;
         while r < rows {
             let mr = (rows - r).min(MR);
-            let mut tile = [[0f32; NR]; MR];
-            micro(x, r0 + r, mr, w, p, &mut tile);
-            let c0 = p * NR;
-            let nc = (n - c0).min(NR);
-            for (i, t) in tile.iter().enumerate().take(mr) {
-                let o = &mut out[(r + i) * n + c0..(r + i) * n + c0 + nc];
-                match bias {
-                    Some(b) => {
-                        for ((o, &v), &b) in o.iter_mut().zip(t).zip(&b[c0..c0 + nc]) {
-                            *o = v + b;
-                        }
+            match step {
+                4 => {
+                    let mut tiles = [[[0f32; NR]; MR]; 4];
+                    micro_n(x, r0 + r, mr, w, p, &mut tiles);
+                    for (j, tile) in tiles.iter().enumerate() {
+                        put(p + j, r, mr, tile);
                     }
-                    None => o.copy_from_slice(&t[..nc]),
+                }
+                2 => {
+                    let mut tiles = [[[0f32; NR]; MR]; 2];
+                    micro_n(x, r0 + r, mr, w, p, &mut tiles);
+                    for (j, tile) in tiles.iter().enumerate() {
+                        put(p + j, r, mr, tile);
+                    }
+                }
+                _ => {
+                    let mut tile = [[0f32; NR]; MR];
+                    micro(x, r0 + r, mr, w, p, &mut tile);
+                    put(p, r, mr, &tile);
                 }
             }
             r += mr;
         }
+        p += step;
+    }
+}
+
+/// Panels a tile of `kernel` takes at once with `left` panels to go: x86's VNNI kernels
+/// have tiles of several panels ([`micro_n`]), the others one.
+fn tile_panels(kernel: Kernel, left: usize) -> usize {
+    let widest = match kernel {
+        Kernel::Avx512Vnni => 4,
+        Kernel::AvxVnni => 2,
+        _ => 1,
+    };
+    [4, 2, 1]
+        .into_iter()
+        .find(|&n| n <= widest && n <= left)
+        .unwrap_or(1)
+}
+
+/// `P` tiles side by side: rows `r..r + mr` of `x` times panels `p..p + P`, for the
+/// kernels of [`tile_panels`] (the same sums, in the same order, as `P` [`micro`] calls,
+/// which is also what any other kernel does here).
+fn micro_n<const P: usize>(
+    x: &QuantizedRows,
+    r: usize,
+    mr: usize,
+    w: &PackedMatrix,
+    p: usize,
+    tiles: &mut [[[f32; NR]; MR]; P],
+) {
+    let t = Tile {
+        x,
+        r,
+        mr,
+        w,
+        p,
+        kp: x.blocks * BLOCK,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let any: &mut dyn core::any::Any = tiles;
+        match (x.kernel, any) {
+            (Kernel::Avx512Vnni, any) if any.is::<[[[f32; NR]; MR]; 4]>() => {
+                let four = any.downcast_mut().expect("four tiles");
+                // SAFETY: the kernel was chosen from `Kernel::available`, which checked the
+                // CPU (AVX-512 VNNI implies the AVX-512F it also uses).
+                unsafe { x86::tile4_avx512_vnni(&t, four) };
+                return;
+            }
+            (Kernel::AvxVnni, any) if any.is::<[[[f32; NR]; MR]; 2]>() => {
+                let two = any.downcast_mut().expect("two tiles");
+                // SAFETY: as above.
+                unsafe { x86::tile2_avx_vnni(&t, two) };
+                return;
+            }
+            (Kernel::Avx512Vnni, any) if any.is::<[[[f32; NR]; MR]; 2]>() => {
+                let two = any.downcast_mut().expect("two tiles");
+                // SAFETY: as above.
+                unsafe { x86::tile2_avx512_vnni(&t, two) };
+                return;
+            }
+            _ => {}
+        }
+    }
+    let _ = t;
+    for (j, tile) in tiles.iter_mut().enumerate() {
+        micro(x, r, mr, w, p + j, tile);
     }
 }
 
@@ -571,11 +727,13 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
+    #[inline(always)]
     fn blocks(&self) -> usize {
         self.x.blocks
     }
 
     /// Row `i` of the tile: its int8 values.
+    #[inline(always)]
     fn q(&self, i: usize) -> &[i8] {
         let r = self.r + i;
         &self.x.q[r * self.kp..(r + 1) * self.kp]
@@ -583,6 +741,7 @@ impl Tile<'_> {
 
     /// Row `i` of the tile: its prepared bytes (see [`QuantizedRows`]).
     #[allow(dead_code)]
+    #[inline(always)]
     fn prepared(&self, i: usize) -> &[u8] {
         let width = self.x.kernel.prepared_width();
         let r = self.r + i;
@@ -590,6 +749,7 @@ impl Tile<'_> {
     }
 
     /// Row `i` of the tile: its block scales.
+    #[inline(always)]
     fn scales(&self, i: usize) -> &[f32] {
         let r = self.r + i;
         &self.x.scales[r * self.x.blocks..(r + 1) * self.x.blocks]

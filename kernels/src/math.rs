@@ -18,7 +18,11 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     let under = x < -87.3;
     let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    // The same integer as `n as i32` (|n| <= 127), from the bits: a saturating float-to-int
+    // cast does not vectorise.
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // e^r on |r| <= ln2 / 2: Taylor to degree 7 (truncation below 1e-8 relative).
     let p = 1.0
@@ -27,7 +31,7 @@ pub fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
     if under {
         0.0
     } else {
@@ -55,26 +59,40 @@ pub fn erf(x: f32) -> f32 {
     }
 }
 
-/// Runs `$body` (a loop over `$v`) compiled for AVX2 where the CPU has it: twice the width
-/// of x86-64's baseline SSE2, the same operations per element, so the same bits.
-macro_rules! avx2_where_present {
+/// Runs `$body` (a loop over `$v`) compiled for the widest x86 vectors the CPU has (AVX-512,
+/// else AVX2; baseline x86-64 is SSE2): the same operations per element, so the same bits.
+/// Natively, long slices are split over the cores first (each part gets the same per-element
+/// arithmetic, so the split does not change a bit either).
+macro_rules! widest_where_present {
     ($v:ident, $body:block) => {{
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            #[target_feature(enable = "avx2")]
-            unsafe fn wide($v: &mut [f32]) $body
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { wide($v) };
-            return;
+        fn part($v: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    #[target_feature(enable = "avx512f")]
+                    unsafe fn wide512($v: &mut [f32]) $body
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    unsafe { wide512($v) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    #[target_feature(enable = "avx2")]
+                    unsafe fn wide($v: &mut [f32]) $body
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    unsafe { wide($v) };
+                    return;
+                }
+            }
+            fn narrow($v: &mut [f32]) $body
+            narrow($v)
         }
-        fn narrow($v: &mut [f32]) $body
-        narrow($v)
+        crate::split_over_cores($v, part)
     }};
 }
 
 /// GELU with the exact (erf) form, `x * (1 + erf(x / sqrt 2)) / 2`, in place.
 pub fn gelu_erf(v: &mut [f32]) {
-    avx2_where_present!(v, {
+    widest_where_present!(v, {
         for x in v {
             *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
         }
@@ -83,7 +101,7 @@ pub fn gelu_erf(v: &mut [f32]) {
 
 /// `e^x` of every value, in place.
 pub fn exp_in_place(v: &mut [f32]) {
-    avx2_where_present!(v, {
+    widest_where_present!(v, {
         for x in v {
             *x = exp(*x);
         }

@@ -181,12 +181,14 @@ impl PackedMatrix {
     }
 
     /// Panel `p`'s values (`blocks * BLOCK * NR` bytes).
+    #[inline(always)]
     pub(super) fn panel(&self, p: usize) -> &[i8] {
         let len = self.blocks * BLOCK * NR;
         &self.data[p * len..(p + 1) * len]
     }
 
     /// Panel `p`'s scales (`blocks * NR`).
+    #[inline(always)]
     pub(super) fn panel_scales(&self, p: usize) -> &[f32] {
         let len = self.blocks * NR;
         &self.scales[p * len..(p + 1) * len]
@@ -194,6 +196,7 @@ impl PackedMatrix {
 
     /// Panel `p`'s block sums (`blocks * NR`).
     #[allow(dead_code)]
+    #[inline(always)]
     pub(super) fn panel_sums(&self, p: usize) -> &[i32] {
         let len = self.blocks * NR;
         &self.sums[p * len..(p + 1) * len]

@@ -43,9 +43,14 @@ dispatch_rows!(tile_avx2, avx2, "avx2");
 unsafe fn avx2<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
     let panel = t.w.panel(t.p).as_ptr() as *const u8;
     let wscales = t.w.panel_scales(t.p).as_ptr();
-    let q: [*const u8; M] = std::array::from_fn(|i| t.q(i).as_ptr() as *const u8);
-    let u: [*const u8; M] = std::array::from_fn(|i| t.prepared(i).as_ptr());
-    let xs: [&[f32]; M] = std::array::from_fn(|i| t.scales(i));
+    // Plain loops, not `array::from_fn`: its closure cannot be inlined into a
+    // `target_feature` function, and the call's stores stall the loads after it.
+    let (mut q, mut u, mut xs) = ([core::ptr::null(); M], [core::ptr::null(); M], [&[][..]; M]);
+    for i in 0..M {
+        q[i] = t.q(i).as_ptr() as *const u8;
+        u[i] = t.prepared(i).as_ptr();
+        xs[i] = t.scales(i);
+    }
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); M];
     for b in 0..t.blocks() {
@@ -74,38 +79,89 @@ unsafe fn avx2<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
 /// VNNI's `vpdpbusd` multiplies unsigned bytes by signed bytes and adds groups of four
 /// into 32 bits without saturation: the activations go in offset to `q + 128` (prepared
 /// once per call) and `128 * sum(w)` (packed once at load) comes off each block's sum.
+///
+/// A tile takes `P` panels side by side (two where there are two left): a dot product
+/// has a latency of several cycles, and `M` rows by one panel leave too few independent
+/// sums to cover it; two panels double them and share each broadcast activation.
 macro_rules! vnni_kernel {
-    ($name:ident, $inner:ident, $feat:literal, $dot:ident) => {
-        dispatch_rows!($name, $inner, $feat);
+    ($name:ident, $name2:ident, $inner:ident, $feat:literal, $dot:ident) => {
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn $name(t: &Tile, out: &mut [[f32; NR]; MR]) {
+            let mut two = [[[0f32; NR]; MR]; 1];
+            match t.mr {
+                4 => $inner::<4, 1>(t, &mut two),
+                3 => $inner::<3, 1>(t, &mut two),
+                2 => $inner::<2, 1>(t, &mut two),
+                _ => $inner::<1, 1>(t, &mut two),
+            }
+            *out = two[0];
+        }
+
+        /// Panels `t.p` and `t.p + 1` at once.
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn $name2(t: &Tile, out: &mut [[[f32; NR]; MR]; 2]) {
+            match t.mr {
+                4 => $inner::<4, 2>(t, out),
+                3 => $inner::<3, 2>(t, out),
+                2 => $inner::<2, 2>(t, out),
+                _ => $inner::<1, 2>(t, out),
+            }
+        }
 
         #[target_feature(enable = $feat)]
-        unsafe fn $inner<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
-            let panel = t.w.panel(t.p).as_ptr() as *const u8;
-            let wscales = t.w.panel_scales(t.p).as_ptr();
-            let wsums = t.w.panel_sums(t.p).as_ptr();
-            let u: [*const u8; M] = std::array::from_fn(|i| t.prepared(i).as_ptr());
-            let xs: [&[f32]; M] = std::array::from_fn(|i| t.scales(i));
-            let mut acc = [_mm256_setzero_ps(); M];
+        unsafe fn $inner<const M: usize, const P: usize>(t: &Tile, out: &mut [[[f32; NR]; MR]; P]) {
+            let mut panel = [core::ptr::null::<u8>(); P];
+            let mut wscales = [core::ptr::null::<f32>(); P];
+            let mut wsums = [core::ptr::null::<i32>(); P];
+            for j in 0..P {
+                panel[j] = t.w.panel(t.p + j).as_ptr() as *const u8;
+                wscales[j] = t.w.panel_scales(t.p + j).as_ptr();
+                wsums[j] = t.w.panel_sums(t.p + j).as_ptr();
+            }
+            // Plain loops: see `avx2`.
+            let (mut u, mut xs) = ([core::ptr::null(); M], [&[][..]; M]);
+            for i in 0..M {
+                u[i] = t.prepared(i).as_ptr();
+                xs[i] = t.scales(i);
+            }
+            let mut acc = [[_mm256_setzero_ps(); M]; P];
             for b in 0..t.blocks() {
-                let mut isum = [_mm256_setzero_si256(); M];
-                let wb = panel.add(b * BLOCK * NR);
+                let mut isum = [[_mm256_setzero_si256(); M]; P];
                 for g in 0..BLOCK / 4 {
-                    let w = _mm256_loadu_si256(wb.add(g * 4 * NR) as *const __m256i);
+                    let mut w = [_mm256_setzero_si256(); P];
+                    for j in 0..P {
+                        w[j] = _mm256_loadu_si256(
+                            panel[j].add(b * BLOCK * NR + g * 4 * NR) as *const __m256i
+                        );
+                    }
                     let off = b * BLOCK + g * 4;
                     for i in 0..M {
                         let a = _mm256_set1_epi32(quad(u[i].add(off)));
-                        isum[i] = $dot(isum[i], a, w);
+                        for j in 0..P {
+                            isum[j][i] = $dot(isum[j][i], a, w[j]);
+                        }
                     }
                 }
-                let offset =
-                    _mm256_slli_epi32(_mm256_loadu_si256(wsums.add(b * NR) as *const __m256i), 7);
-                let ws = _mm256_loadu_ps(wscales.add(b * NR));
-                for i in 0..M {
-                    acc[i] = fold(acc[i], _mm256_sub_epi32(isum[i], offset), xs[i][b], ws);
+                for j in 0..P {
+                    let offset = _mm256_slli_epi32(
+                        _mm256_loadu_si256(wsums[j].add(b * NR) as *const __m256i),
+                        7,
+                    );
+                    let ws = _mm256_loadu_ps(wscales[j].add(b * NR));
+                    for i in 0..M {
+                        acc[j][i] = fold(
+                            acc[j][i],
+                            _mm256_sub_epi32(isum[j][i], offset),
+                            xs[i][b],
+                            ws,
+                        );
+                    }
                 }
             }
-            for i in 0..M {
-                _mm256_storeu_ps(out[i].as_mut_ptr(), acc[i]);
+            for j in 0..P {
+                for i in 0..M {
+                    _mm256_storeu_ps(out[j][i].as_mut_ptr(), acc[j][i]);
+                }
             }
         }
     };
@@ -113,13 +169,99 @@ macro_rules! vnni_kernel {
 
 vnni_kernel!(
     tile_avx_vnni,
+    tile2_avx_vnni,
     avx_vnni,
     "avx2,avxvnni",
     _mm256_dpbusd_avx_epi32
 );
 vnni_kernel!(
     tile_avx512_vnni,
+    tile2_avx512_vnni,
     avx512_vnni,
     "avx2,avx512vnni,avx512vl",
     _mm256_dpbusd_epi32
 );
+
+/// AVX-512 VNNI on 512-bit registers: a tile of four panels (32 columns), two panels to a
+/// register. The packed layout is the 8-column one every kernel reads, so each register is
+/// two 32-byte loads, one from each panel, joined; the same sums as [`tile_avx512_vnni`].
+#[target_feature(enable = "avx2,avx512f,avx512vnni,avx512vl")]
+pub(super) unsafe fn tile4_avx512_vnni(t: &Tile, out: &mut [[[f32; NR]; MR]; 4]) {
+    match t.mr {
+        4 => zmm_vnni::<4>(t, out),
+        3 => zmm_vnni::<3>(t, out),
+        2 => zmm_vnni::<2>(t, out),
+        _ => zmm_vnni::<1>(t, out),
+    }
+}
+
+/// Two panels' 8-lane vectors at `lo` and `hi` as one 16-lane register.
+#[inline(always)]
+unsafe fn join(lo: *const u8, hi: *const u8) -> __m512i {
+    _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(lo as *const __m256i)),
+        _mm256_loadu_si256(hi as *const __m256i),
+        1,
+    )
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512vnni,avx512vl")]
+unsafe fn zmm_vnni<const M: usize>(t: &Tile, out: &mut [[[f32; NR]; MR]; 4]) {
+    let mut panel = [core::ptr::null::<u8>(); 4];
+    let mut wscales = [core::ptr::null::<f32>(); 4];
+    let mut wsums = [core::ptr::null::<i32>(); 4];
+    for j in 0..4 {
+        panel[j] = t.w.panel(t.p + j).as_ptr() as *const u8;
+        wscales[j] = t.w.panel_scales(t.p + j).as_ptr();
+        wsums[j] = t.w.panel_sums(t.p + j).as_ptr();
+    }
+    // Plain loops: see `avx2`.
+    let (mut u, mut xs) = ([core::ptr::null(); M], [&[][..]; M]);
+    for i in 0..M {
+        u[i] = t.prepared(i).as_ptr();
+        xs[i] = t.scales(i);
+    }
+    let mut acc = [[_mm512_setzero_ps(); M]; 2];
+    for b in 0..t.blocks() {
+        let mut isum = [[_mm512_setzero_si512(); M]; 2];
+        for g in 0..BLOCK / 4 {
+            let at = b * BLOCK * NR + g * 4 * NR;
+            let w = [
+                join(panel[0].add(at), panel[1].add(at)),
+                join(panel[2].add(at), panel[3].add(at)),
+            ];
+            let off = b * BLOCK + g * 4;
+            for i in 0..M {
+                let a = _mm512_set1_epi32(quad(u[i].add(off)));
+                for j in 0..2 {
+                    isum[j][i] = _mm512_dpbusd_epi32(isum[j][i], a, w[j]);
+                }
+            }
+        }
+        for j in 0..2 {
+            let sums = join(
+                wsums[2 * j].add(b * NR) as *const u8,
+                wsums[2 * j + 1].add(b * NR) as *const u8,
+            );
+            let offset = _mm512_slli_epi32(sums, 7);
+            let ws = _mm512_castsi512_ps(join(
+                wscales[2 * j].add(b * NR) as *const u8,
+                wscales[2 * j + 1].add(b * NR) as *const u8,
+            ));
+            for i in 0..M {
+                // As `fold`: `acc + isum * (scale_x * scale_w)`, rounded separately.
+                let s = _mm512_mul_ps(_mm512_set1_ps(xs[i][b]), ws);
+                let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[j][i], offset));
+                acc[j][i] = _mm512_add_ps(acc[j][i], _mm512_mul_ps(v, s));
+            }
+        }
+    }
+    for j in 0..2 {
+        for i in 0..M {
+            let mut lanes = [0f32; 2 * NR];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[j][i]);
+            out[2 * j][i].copy_from_slice(&lanes[..NR]);
+            out[2 * j + 1][i].copy_from_slice(&lanes[NR..]);
+        }
+    }
+}

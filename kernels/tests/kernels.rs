@@ -141,6 +141,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (10, 384, 384),
     (257, 9, 33),
     (129, 24, 96),
+    // Tiles of several panels (x86 VNNI) and what is left after them: 5, 6 and 7 panels.
+    (3, 40, 64),
+    (2, 48, 32),
+    (5, 56, 96),
 ];
 
 #[test]
