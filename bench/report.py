@@ -98,9 +98,11 @@ def quality():
 def cairn_index(quant):
     log = (OUT / f"cairn-index-{quant}.log").read_text()
     m = re.search(r"indexed (\d+) passages in ([\d.]+) s \(([\d.]+) passages/s embedding", log)
+    k = re.search(r"int8 kernel ([\w-]+)", log)
     wall = float((OUT / f"cairn-index-{quant}.wall").read_text())
     n, secs, rate = int(m.group(1)), float(m.group(2)), float(m.group(3))
-    return {"passages": n, "embed_s": n / rate if rate else secs, "reported_s": secs, "rate": rate, "wall": wall}
+    return {"passages": n, "embed_s": n / rate if rate else secs, "reported_s": secs, "rate": rate, "wall": wall,
+            "kernel": k.group(1) if k else "not reported"}
 
 
 def indexing():
@@ -109,7 +111,7 @@ def indexing():
     md = header("bench/peers.py and `cairn index`", peers) + "\n\n"
     md += (f"Embedding every SciFact passage ({peers['passages']:,} abstracts, title + text, 256-token truncation) natively "
            f"on this machine with all-MiniLM-L6-v2, batches of {peers['batch']}, both cores: `target/release/cairn index "
-           "--jsonl` (Cairn's int8 kernels, AVX-VNNI here; its own count of passages per second of embedding, printed on stderr) against "
+           "--jsonl` (Cairn's int8 kernels; the kernel each run used is in its row; its own count of passages per second of embedding, printed on stderr) against "
            f"sentence-transformers f32 on PyTorch (`torch.set_num_threads({peers['threads']})`, `encode(batch_size="
            f"{peers['batch']})` timed alone after a warm-up batch). One run each, one after the other.\n\n")
     md += "| system | load average at the start | passages | embedding (s) | passages/s (embedding) | whole command (s) | passages/s ÷ sentence-transformers' | winner |\n"
@@ -124,7 +126,7 @@ def indexing():
         if r < 1:
             losses.append(f"`cairn index` with the {quant} bundle embeds at {r:.2f}× the passages per second of "
                           f"sentence-transformers f32 ({c['rate']:.1f} vs {st_rate:.1f})")
-        md += (f"| `cairn index`, {quant} bundle | {load(f'cairn-index-{quant}.load')} | {c['passages']:,} | {c['embed_s']:.1f} "
+        md += (f"| `cairn index`, {quant} bundle ({c['kernel']}) | {load(f'cairn-index-{quant}.load')} | {c['passages']:,} | {c['embed_s']:.1f} "
                f"| {c['rate']:.1f} | {c['wall']:.1f} | {r:.2f} | {win} |\n")
     md += (f"| sentence-transformers f32 (PyTorch {peers['versions']['torch']}) | {load('peers.load')} | {peers['passages']:,} "
            f"| {peers['st_encode_s']:.1f} | {st_rate:.1f} | | 1.00 | |\n")

@@ -180,7 +180,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     }
     let from_cache = texts.len() - todo.len();
     eprintln!(
-        "embedding {} of {} passages on {} ({from_cache} unchanged, from the cache)",
+        "embedding {} of {} passages on {}; {from_cache} unchanged, from the cache",
         todo.len(),
         texts.len(),
         embedder.name()
@@ -364,7 +364,15 @@ impl<'a> Embedder<'a> {
 
     fn name(&self) -> String {
         match self {
-            Embedder::Cpu(_) => "the CPU".into(),
+            Embedder::Cpu(enc) if enc.quant() == "f32" => format!(
+                "the CPU (candle's f32 matmul, {} threads)",
+                rayon::current_num_threads()
+            ),
+            Embedder::Cpu(_) => format!(
+                "the CPU (int8 kernel {}, {} threads)",
+                cairn::kernels::Kernel::current().name(),
+                rayon::current_num_threads()
+            ),
             #[cfg(feature = "gpu")]
             Embedder::Gpu(_, _, name) => name.clone(),
         }
