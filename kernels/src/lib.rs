@@ -333,8 +333,9 @@ fn round_rows(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f3
                         xf[..xb.len()].copy_from_slice(xb);
                         let mut qf = [0i8; BLOCK];
                         let d = round_block(&xf, &mut qf);
-                        let n = xb.len();
-                        q[r * kp + b * BLOCK..r * kp + b * BLOCK + n].copy_from_slice(&qf[..n]);
+                        // The whole block, zeros past `k` included: the buffer is reused
+                        // without being cleared.
+                        q[r * kp + b * BLOCK..r * kp + (b + 1) * BLOCK].copy_from_slice(&qf);
                         d
                     }
                 };
@@ -462,24 +463,7 @@ impl QuantizedRows {
 
     /// Rounds `x` (`rows x k`, row-major) for `kernel`.
     pub fn quantize(&mut self, kernel: Kernel, x: &[f32], rows: usize, k: usize) -> Result<()> {
-        if x.len() != rows.saturating_mul(k) {
-            return Err(Error::Shape(format!(
-                "activations of {} values are not {rows} rows of {k}",
-                x.len()
-            )));
-        }
-        let blocks = k.div_ceil(BLOCK);
-        let kp = blocks * BLOCK;
-        self.kernel = kernel;
-        self.rows = rows;
-        self.blocks = blocks;
-        self.q.clear();
-        self.q.resize(rows * kp, 0);
-        self.scales.clear();
-        self.scales.resize(rows * blocks, 0.0);
-        let width = kernel.prepared_width();
-        self.prepared.clear();
-        self.prepared.resize(rows * kp * width, 0);
+        let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
         // One row range: rounded, then put in the kernel's form while still in cache.
         let part = |x: &[f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
             round_rows(x, k, blocks, q, scales);
@@ -503,6 +487,71 @@ impl QuantizedRows {
         }
         part(x, &mut self.q, &mut self.scales, &mut self.prepared);
         Ok(())
+    }
+
+    /// [`QuantizedRows::quantize`] of `map(x)`, with `map` (an element-wise function such as
+    /// [`math::gelu_erf`]) applied in place to each range of rows just before it is rounded,
+    /// while the range is in cache: one pass over a batch's activations instead of two.
+    pub fn quantize_mapped(
+        &mut self,
+        kernel: Kernel,
+        x: &mut [f32],
+        rows: usize,
+        k: usize,
+        map: fn(&mut [f32]),
+    ) -> Result<()> {
+        let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
+        let part = |x: &mut [f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
+            map(x);
+            round_rows(x, k, blocks, q, scales);
+            prepare(kernel, q, kp, prepared);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if rows >= 2 * ROW_CHUNK && k > 0 && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            let parts = x
+                .par_chunks_mut(ROW_CHUNK * k)
+                .zip(self.q.par_chunks_mut(ROW_CHUNK * kp))
+                .zip(self.scales.par_chunks_mut(ROW_CHUNK * blocks));
+            if width == 0 {
+                parts.for_each(|((x, q), s)| part(x, q, s, &mut []));
+            } else {
+                parts
+                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * kp * width))
+                    .for_each(|(((x, q), s), p)| part(x, q, s, p));
+            }
+            return Ok(());
+        }
+        part(x, &mut self.q, &mut self.scales, &mut self.prepared);
+        Ok(())
+    }
+
+    /// Checks `len` values as `rows x k` and sizes the buffers for them (and `kernel`);
+    /// returns the blocks per row, the padded row length and the prepared form's width.
+    fn reshape(
+        &mut self,
+        kernel: Kernel,
+        len: usize,
+        rows: usize,
+        k: usize,
+    ) -> Result<(usize, usize, usize)> {
+        if len != rows.saturating_mul(k) {
+            return Err(Error::Shape(format!(
+                "activations of {len} values are not {rows} rows of {k}"
+            )));
+        }
+        let blocks = k.div_ceil(BLOCK);
+        let kp = blocks * BLOCK;
+        self.kernel = kernel;
+        self.rows = rows;
+        self.blocks = blocks;
+        // Not cleared: every value is written by the caller (a batch's 12 MB of rounded
+        // activations would otherwise be zeroed first, three times per layer).
+        self.q.resize(rows * kp, 0);
+        self.scales.resize(rows * blocks, 0.0);
+        let width = kernel.prepared_width();
+        self.prepared.resize(rows * kp * width, 0);
+        Ok((blocks, kp, width))
     }
 }
 
@@ -562,21 +611,42 @@ fn run(
 ) {
     let n = w.n();
     // Writes a tile of panel `p` (rows `r..r + mr` of this call) with the bias added.
-    let mut put = |p: usize, r: usize, mr: usize, tile: &[[f32; NR]; MR]| {
+    #[inline(always)]
+    fn put(
+        out: &mut [f32],
+        n: usize,
+        bias: Option<&[f32]>,
+        p: usize,
+        r: usize,
+        mr: usize,
+        tile: &[[f32; NR]; MR],
+    ) {
         let c0 = p * NR;
         let nc = (n - c0).min(NR);
         for (i, t) in tile.iter().enumerate().take(mr) {
-            let o = &mut out[(r + i) * n + c0..(r + i) * n + c0 + nc];
-            match bias {
-                Some(b) => {
-                    for ((o, &v), &b) in o.iter_mut().zip(t).zip(&b[c0..c0 + nc]) {
+            let at = (r + i) * n + c0;
+            match (bias, <&mut [f32; NR]>::try_from(&mut out[at..at + nc])) {
+                // A whole panel: fixed sizes, one vector add and store.
+                (Some(b), Ok(o)) => {
+                    let b: &[f32; NR] = b[c0..c0 + NR].try_into().expect("a panel of bias");
+                    for c in 0..NR {
+                        o[c] = t[c] + b[c];
+                    }
+                }
+                (None, Ok(o)) => *o = *t,
+                (Some(b), Err(_)) => {
+                    for ((o, &v), &b) in out[at..at + nc].iter_mut().zip(t).zip(&b[c0..c0 + nc]) {
                         *o = v + b;
                     }
                 }
-                None => o.copy_from_slice(&t[..nc]),
+                (None, Err(_)) => out[at..at + nc].copy_from_slice(&t[..nc]),
             }
         }
-    };
+    }
+    // The tiles' buffers, once per call (not zeroed per tile).
+    let mut four = [[[0f32; NR]; MR]; 4];
+    let mut two = [[[0f32; NR]; MR]; 2];
+    let mut one = [[0f32; NR]; MR];
     let mut p = 0;
     while p < w.panels() {
         let step = tile_panels(x.kernel, w.panels() - p);
@@ -585,23 +655,20 @@ fn run(
             let mr = (rows - r).min(MR);
             match step {
                 4 => {
-                    let mut tiles = [[[0f32; NR]; MR]; 4];
-                    micro_n(x, r0 + r, mr, w, p, &mut tiles);
-                    for (j, tile) in tiles.iter().enumerate() {
-                        put(p + j, r, mr, tile);
+                    micro_n(x, r0 + r, mr, w, p, &mut four);
+                    for (j, tile) in four.iter().enumerate() {
+                        put(out, n, bias, p + j, r, mr, tile);
                     }
                 }
                 2 => {
-                    let mut tiles = [[[0f32; NR]; MR]; 2];
-                    micro_n(x, r0 + r, mr, w, p, &mut tiles);
-                    for (j, tile) in tiles.iter().enumerate() {
-                        put(p + j, r, mr, tile);
+                    micro_n(x, r0 + r, mr, w, p, &mut two);
+                    for (j, tile) in two.iter().enumerate() {
+                        put(out, n, bias, p + j, r, mr, tile);
                     }
                 }
                 _ => {
-                    let mut tile = [[0f32; NR]; MR];
-                    micro(x, r0 + r, mr, w, p, &mut tile);
-                    put(p, r, mr, &tile);
+                    micro(x, r0 + r, mr, w, p, &mut one);
+                    put(out, n, bias, p, r, mr, &one);
                 }
             }
             r += mr;

@@ -175,6 +175,51 @@ fn saturating_values_round_to_the_ends_of_the_range() {
     assert_eq!(w.value(0, 63), -127);
 }
 
+/// Rounding with an element-wise function applied range by range (`quantize_mapped`, the
+/// encoder's GELU) gives the same rows, scales and products as applying it to the whole
+/// batch first, for every kernel, split over threads (257 rows) or not, `k` whole or not.
+#[test]
+fn mapped_rounding_equals_map_then_round() {
+    fn halve_and_square(v: &mut [f32]) {
+        for x in v {
+            *x = 0.5 * *x * *x - 0.25;
+        }
+    }
+    for &(m, n, k) in &[(257, 16, 96), (3, 8, 40), (129, 24, 1536)] {
+        let mut rng = Rng(7 + m as u64);
+        let x = data(m * k, Fill::Random, &mut rng);
+        let w = PackedMatrix::from_f32(&data(n * k, Fill::Random, &mut rng), n, k).unwrap();
+        let mut mapped_first = x.clone();
+        halve_and_square(&mut mapped_first);
+        for kernel in Kernel::available() {
+            let mut a = QuantizedRows::new(kernel);
+            a.quantize(kernel, &mapped_first, m, k).unwrap();
+            let mut b = QuantizedRows::new(kernel);
+            let mut x2 = x.clone();
+            b.quantize_mapped(kernel, &mut x2, m, k, halve_and_square)
+                .unwrap();
+            assert_eq!(
+                x2,
+                mapped_first,
+                "{}: the map is applied in place",
+                kernel.name()
+            );
+            for r in [0, m / 2, m - 1] {
+                for b_ in 0..k.div_ceil(BLOCK) {
+                    assert_eq!(a.scale(r, b_).to_bits(), b.scale(r, b_).to_bits());
+                }
+                for i in 0..k {
+                    assert_eq!(a.value(r, i), b.value(r, i), "{}: row {r}", kernel.name());
+                }
+            }
+            let (mut oa, mut ob) = (vec![0f32; m * n], vec![0f32; m * n]);
+            gemm(&a, &w, None, &mut oa).unwrap();
+            gemm(&b, &w, None, &mut ob).unwrap();
+            assert_eq!(oa, ob, "{}", kernel.name());
+        }
+    }
+}
+
 /// A row's output does not depend on the rows beside it: one call for 257 rows (split
 /// over threads natively) equals 257 calls of one row, so a batch and a single query
 /// embed the same text identically.

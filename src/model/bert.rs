@@ -225,20 +225,27 @@ thread_local! {
 /// The activation functions in place. GELU uses the kernels' vectorisable erf (absolute
 /// error below 1.5e-7, the same bits on every target); the f32 reference path keeps candle's.
 fn apply_activation(act: Activation, v: &mut [f32]) {
+    activation_fn(act)(v)
+}
+
+/// The in-place function of `act` (what [`kernels::QuantizedRows::quantize_mapped`] takes).
+fn activation_fn(act: Activation) -> fn(&mut [f32]) {
+    fn gelu_tanh(v: &mut [f32]) {
+        const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+        for x in v {
+            let y = *x;
+            *x = 0.5 * y * (1.0 + (SQRT_TWO_OVER_PI * y * (1.0 + 0.044715 * y * y)).tanh());
+        }
+    }
+    fn relu(v: &mut [f32]) {
+        for x in v {
+            *x = x.max(0.0);
+        }
+    }
     match act {
-        Activation::Gelu => kernels::math::gelu_erf(v),
-        Activation::GeluTanh => {
-            const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
-            for x in v {
-                let y = *x;
-                *x = 0.5 * y * (1.0 + (SQRT_TWO_OVER_PI * y * (1.0 + 0.044715 * y * y)).tanh());
-            }
-        }
-        Activation::Relu => {
-            for x in v {
-                *x = x.max(0.0);
-            }
-        }
+        Activation::Gelu => kernels::math::gelu_erf,
+        Activation::GeluTanh => gelu_tanh,
+        Activation::Relu => relu,
     }
 }
 
@@ -590,8 +597,8 @@ impl Layer {
         // Feed-forward: up with its activation fused, down into k, residual and norm.
         rows.quantize(kernel, q, m, h)?;
         kernels::gemm(rows, wu, Some(&self.up.bias_values), up)?;
-        apply_activation(self.activation, up);
-        rows.quantize(kernel, up, m, inter)?;
+        // The activation applied to each range of rows just before it is rounded.
+        rows.quantize_mapped(kernel, up, m, inter, activation_fn(self.activation))?;
         kernels::gemm(rows, wd, Some(&self.down.bias_values), k)?;
         self.ffn_norm.add_norm(k, q);
         x.copy_from_slice(k);
