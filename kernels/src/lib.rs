@@ -464,6 +464,9 @@ impl QuantizedRows {
     /// Rounds `x` (`rows x k`, row-major) for `kernel`.
     pub fn quantize(&mut self, kernel: Kernel, x: &[f32], rows: usize, k: usize) -> Result<()> {
         let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
+        // `width` sizes the split over cores, which is native only.
+        #[cfg(target_arch = "wasm32")]
+        let _ = width;
         // One row range: rounded, then put in the kernel's form while still in cache.
         let part = |x: &[f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
             round_rows(x, k, blocks, q, scales);
@@ -501,6 +504,9 @@ impl QuantizedRows {
         map: fn(&mut [f32]),
     ) -> Result<()> {
         let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
+        // `width` sizes the split over cores, which is native only.
+        #[cfg(target_arch = "wasm32")]
+        let _ = width;
         let part = |x: &mut [f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
             map(x);
             round_rows(x, k, blocks, q, scales);
