@@ -1013,3 +1013,68 @@ impl Bert {
         Ok(Tensor::from_vec(out, (batch, seq, h), ids.device())?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attention every build runs natively (AVX-512 for 32-dimension heads, AVX2, or the
+    /// portable loops) gives the portable code's bits, which are what wasm computes: shapes
+    /// that are not a multiple of the four-query groups or the 32-key blocks, padded keys.
+    #[test]
+    fn dispatched_attention_has_the_portable_bits() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        };
+        for &(seq, heads, head_dim, padded) in &[
+            (37, 12, 32, 5),
+            (4, 2, 32, 0),
+            (70, 3, 32, 33),
+            (9, 2, 16, 2),
+        ] {
+            let h = heads * head_dim;
+            let q: Vec<f32> = (0..seq * h).map(|_| next()).collect();
+            let k: Vec<f32> = (0..seq * h).map(|_| next()).collect();
+            let v: Vec<f32> = (0..seq * h).map(|_| next()).collect();
+            let keep: Vec<u32> = (0..seq).map(|j| (j < seq - padded) as u32).collect();
+            let mut fast = vec![0f32; seq * h];
+            let mut portable = vec![0f32; seq * h];
+            let mut scratch = Vec::new();
+            attention_dispatch(
+                &q,
+                &k,
+                &v,
+                &mut fast,
+                seq,
+                heads,
+                head_dim,
+                &keep,
+                &mut scratch,
+            );
+            attention_one(
+                &q,
+                &k,
+                &v,
+                &mut portable,
+                seq,
+                heads,
+                head_dim,
+                &keep,
+                &mut scratch,
+            );
+            let differ = fast
+                .iter()
+                .zip(&portable)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ, 0,
+                "seq {seq}, {heads} heads of {head_dim}: {differ} values differ"
+            );
+        }
+    }
+}
