@@ -661,13 +661,13 @@ fn run(
             let mr = (rows - r).min(MR);
             match step {
                 4 => {
-                    micro_n(x, r0 + r, mr, w, p, &mut four);
+                    micro4(x, r0 + r, mr, w, p, &mut four);
                     for (j, tile) in four.iter().enumerate() {
                         put(out, n, bias, p + j, r, mr, tile);
                     }
                 }
                 2 => {
-                    micro_n(x, r0 + r, mr, w, p, &mut two);
+                    micro2(x, r0 + r, mr, w, p, &mut two);
                     for (j, tile) in two.iter().enumerate() {
                         put(out, n, bias, p + j, r, mr, tile);
                     }
@@ -684,7 +684,7 @@ fn run(
 }
 
 /// Panels a tile of `kernel` takes at once with `left` panels to go: x86's VNNI kernels
-/// have tiles of several panels ([`micro_n`]), the others one.
+/// have tiles of several panels ([`micro4`], [`micro2`]), the others one.
 fn tile_panels(kernel: Kernel, left: usize) -> usize {
     let widest = match kernel {
         Kernel::Avx512Vnni => 4,
@@ -697,54 +697,69 @@ fn tile_panels(kernel: Kernel, left: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// `P` tiles side by side: rows `r..r + mr` of `x` times panels `p..p + P`, for the
-/// kernels of [`tile_panels`] (the same sums, in the same order, as `P` [`micro`] calls,
-/// which is also what any other kernel does here).
-fn micro_n<const P: usize>(
+/// Four tiles side by side: rows `r..r + mr` of `x` times panels `p..p + 4` (AVX-512 VNNI's
+/// 512-bit tile; any other kernel does four [`micro`] calls, which give the same sums).
+fn micro4(
     x: &QuantizedRows,
     r: usize,
     mr: usize,
     w: &PackedMatrix,
     p: usize,
-    tiles: &mut [[[f32; NR]; MR]; P],
+    tiles: &mut [[[f32; NR]; MR]; 4],
 ) {
-    let t = Tile {
+    #[cfg(target_arch = "x86_64")]
+    if x.kernel == Kernel::Avx512Vnni {
+        let t = tile_at(x, r, mr, w, p);
+        // SAFETY: the kernel was chosen from `Kernel::available`, which checked the CPU.
+        unsafe { x86::tile4_avx512_vnni(&t, tiles) };
+        return;
+    }
+    for (j, tile) in tiles.iter_mut().enumerate() {
+        micro(x, r, mr, w, p + j, tile);
+    }
+}
+
+/// Two tiles side by side: panels `p` and `p + 1` (the VNNI kernels' two-panel tile; any
+/// other kernel does two [`micro`] calls, which give the same sums).
+fn micro2(
+    x: &QuantizedRows,
+    r: usize,
+    mr: usize,
+    w: &PackedMatrix,
+    p: usize,
+    tiles: &mut [[[f32; NR]; MR]; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    match x.kernel {
+        // SAFETY: the kernel was chosen from `Kernel::available`, which checked the CPU.
+        Kernel::AvxVnni => return unsafe { x86::tile2_avx_vnni(&tile_at(x, r, mr, w, p), tiles) },
+        // SAFETY: as above.
+        Kernel::Avx512Vnni => {
+            return unsafe { x86::tile2_avx512_vnni(&tile_at(x, r, mr, w, p), tiles) }
+        }
+        _ => {}
+    }
+    for (j, tile) in tiles.iter_mut().enumerate() {
+        micro(x, r, mr, w, p + j, tile);
+    }
+}
+
+/// The tile of rows `r..r + mr` of `x` and panel `p` of `w` (and the panels after it).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn tile_at<'a>(
+    x: &'a QuantizedRows,
+    r: usize,
+    mr: usize,
+    w: &'a PackedMatrix,
+    p: usize,
+) -> Tile<'a> {
+    Tile {
         x,
         r,
         mr,
         w,
         p,
         kp: x.blocks * BLOCK,
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        let any: &mut dyn core::any::Any = tiles;
-        match (x.kernel, any) {
-            (Kernel::Avx512Vnni, any) if any.is::<[[[f32; NR]; MR]; 4]>() => {
-                let four = any.downcast_mut().expect("four tiles");
-                // SAFETY: the kernel was chosen from `Kernel::available`, which checked the
-                // CPU (AVX-512 VNNI implies the AVX-512F it also uses).
-                unsafe { x86::tile4_avx512_vnni(&t, four) };
-                return;
-            }
-            (Kernel::AvxVnni, any) if any.is::<[[[f32; NR]; MR]; 2]>() => {
-                let two = any.downcast_mut().expect("two tiles");
-                // SAFETY: as above.
-                unsafe { x86::tile2_avx_vnni(&t, two) };
-                return;
-            }
-            (Kernel::Avx512Vnni, any) if any.is::<[[[f32; NR]; MR]; 2]>() => {
-                let two = any.downcast_mut().expect("two tiles");
-                // SAFETY: as above.
-                unsafe { x86::tile2_avx512_vnni(&t, two) };
-                return;
-            }
-            _ => {}
-        }
-    }
-    let _ = t;
-    for (j, tile) in tiles.iter_mut().enumerate() {
-        micro(x, r, mr, w, p + j, tile);
     }
 }
 
