@@ -7,6 +7,7 @@
 //!
 //! See `ARCHITECTURE.md` for a walk from a corpus file to a search result.
 
+pub mod clock;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;

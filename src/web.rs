@@ -7,11 +7,11 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::index::Index;
-use crate::search::{truncate_query, Hit, Mode, Searcher, Why};
+use crate::search::{Hit, Mode, Searcher, Why};
 use crate::{Encoder, Role};
 
 fn js_err(e: crate::Error) -> JsError {
@@ -91,10 +91,68 @@ struct WebHit {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WebResults {
-    /// The mode that ran: `lexical` while the model is not loaded, whatever was asked
-    /// otherwise.
+    /// The mode that ran ([`Mode::runs_as`]): `lexical` while the model is not loaded or
+    /// for a blank query, what was asked otherwise.
     mode: Mode,
     hits: Vec<WebHit>,
+    /// Where the query was embedded: `cpu` or `webgpu` (`cpu` when it was not embedded).
+    backend: &'static str,
+    timings: Timings,
+}
+
+/// Milliseconds spent in one search call.
+#[derive(Serialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct Timings {
+    /// Embedding the query (0 when it was not embedded).
+    encode_ms: f64,
+    /// Ranking: keywords, the dense scan, fusion, excerpts.
+    search_ms: f64,
+}
+
+/// The options of [`Engine::search`]: `{ k, mode, filters, backend }`, all optional.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SearchOptions {
+    /// Results wanted: 1 to 100 (default 10).
+    k: Option<usize>,
+    /// `hybrid` (default), `dense` or `lexical`.
+    mode: Option<String>,
+    /// Filter values by key. No index has filter values yet, so every key is unknown and
+    /// named in the error, not silently ignored.
+    filters: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+    /// Where to embed and scan: `auto` (default: `initGpu`'s choice), `cpu` or `webgpu`.
+    backend: Option<String>,
+}
+
+impl SearchOptions {
+    fn from_js(options: JsValue) -> Result<Self, JsError> {
+        let o: SearchOptions = if options.is_undefined() || options.is_null() {
+            SearchOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("search options: {e}")))?
+        };
+        if let Some(keys) = o.filters.as_ref().filter(|f| !f.is_empty()) {
+            let keys: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
+            return Err(JsError::new(&format!(
+                "unknown filter key {}: this index has no filters",
+                keys.join(", ")
+            )));
+        }
+        Ok(o)
+    }
+
+    fn k(&self) -> usize {
+        self.k.unwrap_or(10).clamp(1, 100)
+    }
+
+    fn mode(&self) -> Result<Mode, JsError> {
+        self.mode
+            .as_deref()
+            .map_or(Ok(Mode::Hybrid), str::parse)
+            .map_err(js_err)
+    }
 }
 
 fn web_hit(h: Hit) -> WebHit {
@@ -134,10 +192,17 @@ impl Default for Engine {
     }
 }
 
-fn results(ran: Mode, hits: Vec<Hit>) -> Result<JsValue, JsError> {
+fn results(
+    ran: Mode,
+    hits: Vec<Hit>,
+    backend: &'static str,
+    timings: Timings,
+) -> Result<JsValue, JsError> {
     let out = WebResults {
         mode: ran,
         hits: hits.into_iter().map(web_hit).collect(),
+        backend,
+        timings,
     };
     Ok(serde_wasm_bindgen::to_value(&out)?)
 }
@@ -218,16 +283,13 @@ impl Engine {
             .encoder
             .as_ref()
             .ok_or_else(|| JsError::new("the model is not loaded yet"))?;
-        let mut v = enc
-            .embed(&[truncate_query(query)], Role::Query)
-            .map_err(js_err)?;
-        v.pop()
-            .ok_or_else(|| JsError::new("the encoder returned no vector"))
+        enc.embed_query(query).map_err(js_err)
     }
 
     /// Searches with a vector from [`Engine::embed_query`] (or `null`/`undefined` for
-    /// keywords only), on the CPU. `mode` is `hybrid`, `dense` or `lexical`. Returns
-    /// `{ mode, hits: [{ id, url, anchor, title, heading, score, why, excerpt, marks }] }`.
+    /// keywords only), on the CPU. `mode` is `hybrid`, `dense` or `lexical`. Returns what
+    /// [`Engine::search`] resolves to. For benchmarks that time the two steps apart; pages
+    /// call `search`.
     #[wasm_bindgen(js_name = searchWith)]
     pub fn search_with(
         &self,
@@ -241,24 +303,53 @@ impl Engine {
             .as_ref()
             .ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
         let mode: Mode = mode.parse().map_err(js_err)?;
-        let ran = if vector.is_some() {
-            mode
-        } else {
-            Mode::Lexical
-        };
+        let ran = mode.runs_as(vector.is_some(), query);
+        let t0 = crate::clock::now_ms();
         let hits = Searcher::new(index)
             .search(vector.as_deref(), query, k.clamp(1, 100), mode)
             .map_err(js_err)?;
-        results(ran, hits)
+        let timings = Timings {
+            encode_ms: 0.0,
+            search_ms: crate::clock::now_ms() - t0,
+        };
+        results(ran, hits, "cpu", timings)
     }
 
-    /// Embeds (when the model is loaded and `mode` is not `lexical`) and searches, on the CPU.
-    pub fn search(&self, query: &str, k: usize, mode: &str) -> Result<JsValue, JsError> {
-        let vector = match (&self.encoder, mode) {
-            (Some(_), m) if m != "lexical" => Some(self.embed_query(query)?),
-            _ => None,
-        };
-        self.search_with(vector, query, k, mode)
+    /// The one search call: embeds the query when the model is loaded and the mode needs
+    /// it (on the backend `initGpu` chose), then ranks; keyword results until the model is
+    /// in ([`Mode::runs_as`], the one fallback rule). `options`: `{ k, mode, filters,
+    /// backend }`, all optional (see `SearchOptions`). Resolves to `{ mode, hits: [{ id,
+    /// url, anchor, title, heading, score, why, excerpt, marks }], backend, timings: {
+    /// encodeMs, searchMs } }`, `mode` being the mode that ran; rejects with a readable
+    /// message for bad options.
+    pub fn search(&self, query: String, options: JsValue) -> js_sys::Promise {
+        let options = SearchOptions::from_js(options);
+        let (index, encoder) = (self.index.clone(), self.encoder.clone());
+        let state = self.gpu.borrow().clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let options = options?;
+            let index =
+                index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
+            let (mode, k) = (options.mode()?, options.k());
+            let backend = options.backend.as_deref();
+            let mut timings = Timings::default();
+            let t0 = crate::clock::now_ms();
+            let (vector, on) = match &encoder {
+                Some(_) if mode.embeds(&query) => {
+                    let on = gpu::embeds_on(state.as_deref(), backend)?;
+                    (
+                        Some(gpu::embed(encoder, state.clone(), &query, backend).await?),
+                        on,
+                    )
+                }
+                _ => (None, "cpu"),
+            };
+            let t1 = crate::clock::now_ms();
+            timings.encode_ms = if vector.is_some() { t1 - t0 } else { 0.0 };
+            let (ran, hits) = rank(&index, state, vector, &query, k, mode, backend).await?;
+            timings.search_ms = crate::clock::now_ms() - t1;
+            Ok(results(ran, hits, on, timings)?)
+        })
     }
 
     /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
@@ -324,32 +415,42 @@ impl Engine {
             let index =
                 index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
             let mode: Mode = mode.parse().map_err(js_err)?;
-            let ran = if vector.is_some() {
-                mode
-            } else {
-                Mode::Lexical
-            };
+            let t0 = crate::clock::now_ms();
             let k = k.clamp(1, 100);
-            let searcher = Searcher::new(&index);
-            let dense = match (&vector, mode) {
-                (Some(v), Mode::Dense | Mode::Hybrid) => {
-                    gpu::scan(
-                        &index,
-                        state,
-                        v,
-                        searcher.dense_depth(k),
-                        backend.as_deref(),
-                    )
-                    .await?
-                }
-                _ => None,
+            let (ran, hits) =
+                rank(&index, state, vector, &query, k, mode, backend.as_deref()).await?;
+            let timings = Timings {
+                encode_ms: 0.0,
+                search_ms: crate::clock::now_ms() - t0,
             };
-            let hits = searcher
-                .search_with_dense(vector.as_deref(), dense, &query, k, mode)
-                .map_err(js_err)?;
-            Ok(results(ran, hits)?)
+            Ok(results(ran, hits, "cpu", timings)?)
         })
     }
+}
+
+/// Ranks `query` (with its vector when it was embedded) in `index`, the dense scan on the
+/// backend asked for or chosen; returns the mode that ran and the hits.
+async fn rank(
+    index: &Index,
+    state: Option<Rc<gpu::State>>,
+    vector: Option<Vec<f32>>,
+    query: &str,
+    k: usize,
+    mode: Mode,
+    backend: Option<&str>,
+) -> Result<(Mode, Vec<Hit>), JsError> {
+    let ran = mode.runs_as(vector.is_some(), query);
+    let searcher = Searcher::new(index);
+    let dense = match (&vector, ran) {
+        (Some(v), Mode::Dense | Mode::Hybrid) => {
+            gpu::scan(index, state, v, searcher.dense_depth(k), backend).await?
+        }
+        _ => None,
+    };
+    let hits = searcher
+        .search_with_dense(vector.as_deref(), dense, query, k, mode)
+        .map_err(js_err)?;
+    Ok((ran, hits))
 }
 
 /// The WebGPU path of the engine (feature `gpu`), or its stand-in that says why not.
@@ -552,12 +653,12 @@ mod gpu {
         backend: Option<&str>,
     ) -> Result<Vec<f32>, JsError> {
         let encoder = encoder.ok_or_else(|| JsError::new("the model is not loaded yet"))?;
-        let query = truncate_query(query);
-        let on_gpu = wants_gpu(backend, state.as_ref().is_some_and(|s| s.query_on_gpu()))?;
+        let on_gpu = embeds_on(state.as_deref(), backend)? == "webgpu";
         #[cfg(feature = "gpu")]
         if on_gpu {
             let state =
                 state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
+            let query = crate::search::truncate_query(query);
             let tokens = encoder.tokenize(&[query], Role::Query).map_err(js_err)?;
             let mut v = state.encoder.embed(&tokens).await.map_err(js_err)?;
             return v
@@ -570,9 +671,20 @@ mod gpu {
                 "this build of the engine has no WebGPU support",
             ));
         }
-        let mut v = encoder.embed(&[query], Role::Query).map_err(js_err)?;
-        v.pop()
-            .ok_or_else(|| JsError::new("the encoder returned no vector"))
+        encoder.embed_query(query).map_err(js_err)
+    }
+
+    /// The backend [`embed`] runs a query on: `webgpu` or `cpu`.
+    pub fn embeds_on(
+        state: Option<&State>,
+        backend: Option<&str>,
+    ) -> Result<&'static str, JsError> {
+        let chosen = state.is_some_and(|s| s.query_on_gpu());
+        Ok(if wants_gpu(backend, chosen)? {
+            "webgpu"
+        } else {
+            "cpu"
+        })
     }
 
     /// The dense ranking on the GPU when that is the backend asked for (or chosen), else

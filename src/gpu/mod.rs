@@ -48,7 +48,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-pub use choose::{calibrate, now_ms, Backend, Calibration, Preference};
+pub use crate::clock::now_ms;
+pub use choose::{calibrate, Backend, Calibration, Preference};
 pub use encoder::{GpuEncoder, MAX_SEQ_LEN, MAX_TOKENS};
 pub use scorer::{GpuScorer, RESCORE_MARGIN};
 

@@ -110,15 +110,31 @@ impl Encoder {
         }
     }
 
+    /// `text` as the model reads it in `role`: the role's prompt, then the text. The one
+    /// place a prompt is applied (embedding, tokenizing for other backends, counting).
+    fn with_prompt(&self, text: &str, role: Role) -> String {
+        format!("{}{text}", self.prompt(role))
+    }
+
     /// Number of tokens `text` becomes for this role, after truncation (special tokens
     /// included). Lets callers split long passages within the model's budget.
     pub fn token_count(&self, text: &str, role: Role) -> Result<usize> {
-        let input = format!("{}{}", self.prompt(role), text);
+        let input = self.with_prompt(text, role);
         let enc = self
             .tokenizer
             .encode(input, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().len())
+    }
+
+    /// Embeds one search query: cut to [`crate::search::MAX_QUERY_BYTES`] as the search
+    /// cuts it, then embedded as [`Role::Query`]. What the CLI, the browser engine and the
+    /// GPU path's CPU fallback all call.
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let query = crate::search::truncate_query(query);
+        self.embed(&[query], Role::Query)?
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument("the encoder returned no vector".into()))
     }
 
     /// Embeds `texts` as `role`, returning one L2-normalised vector per text, in order.
@@ -137,10 +153,9 @@ impl Encoder {
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let batch_size = batch_size.max(1);
-        let prompt = self.prompt(role);
         let inputs: Vec<String> = texts
             .iter()
-            .map(|t| format!("{prompt}{}", t.as_ref()))
+            .map(|t| self.with_prompt(t.as_ref(), role))
             .collect();
         // Sort by character length: a cheap proxy for token length.
         let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -160,8 +175,7 @@ impl Encoder {
     /// model's maximum, padded to the batch's longest text. Other backends (the GPU path)
     /// start from this, so every backend sees the same tokens.
     pub fn tokenize(&self, texts: &[&str], role: Role) -> Result<TokenBatch> {
-        let prompt = self.prompt(role);
-        let inputs: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+        let inputs: Vec<String> = texts.iter().map(|t| self.with_prompt(t, role)).collect();
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         self.tokenize_inputs(&refs)
     }

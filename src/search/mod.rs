@@ -38,6 +38,25 @@ impl std::str::FromStr for Mode {
     }
 }
 
+impl Mode {
+    /// The one fallback rule (the CLI, the browser engine and the worker all use it): the
+    /// mode a search asked to run as `self` runs as. Meaning (dense, hybrid) needs the
+    /// query's vector: without one (the model is not loaded yet), or for a query of only
+    /// white space (nothing to embed), the search runs on keywords.
+    pub fn runs_as(self, have_vector: bool, query: &str) -> Mode {
+        if self == Mode::Lexical || !have_vector || query.trim().is_empty() {
+            Mode::Lexical
+        } else {
+            self
+        }
+    }
+
+    /// Whether a search that asked for `self` embeds `query` when the model is loaded.
+    pub fn embeds(self, query: &str) -> bool {
+        self.runs_as(true, query) != Mode::Lexical
+    }
+}
+
 /// Why a result matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -155,11 +174,7 @@ impl<'a> Searcher<'a> {
                 )));
             }
         }
-        let mode = if query_vector.is_none() {
-            Mode::Lexical
-        } else {
-            mode
-        };
+        let mode = mode.runs_as(query_vector.is_some(), text);
         let f = self.fusion;
         let depth = k.max(f.depth);
         let lexical = || -> Vec<(u32, f32)> {
@@ -244,4 +259,25 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mode;
+
+    #[test]
+    fn one_fallback_rule() {
+        for asked in [Mode::Hybrid, Mode::Dense] {
+            assert_eq!(asked.runs_as(true, "cell biology"), asked);
+            // No vector yet (the model is loading): keywords.
+            assert_eq!(asked.runs_as(false, "cell biology"), Mode::Lexical);
+            // Nothing to embed: keywords, and no embedding is asked for.
+            assert_eq!(asked.runs_as(true, " \t\n"), Mode::Lexical);
+            assert_eq!(asked.runs_as(true, ""), Mode::Lexical);
+            assert!(asked.embeds("cell"));
+            assert!(!asked.embeds("   "));
+        }
+        assert_eq!(Mode::Lexical.runs_as(true, "cell"), Mode::Lexical);
+        assert!(!Mode::Lexical.embeds("cell"));
+    }
 }

@@ -1,6 +1,7 @@
 // A long session: 10,000 queries (random lengths, unicode, empty, 10,000 characters) through
-// the wasm engine in one page, as a tab left open all day would send them. Every query must
-// answer, and wasm memory must stop growing after warm-up.
+// the wasm engine's async search call (the worker's path) in one page, as a tab left open all
+// day would send them. Every query must answer in the mode the fallback rule says, wasm memory
+// must stop growing after warm-up, and bad options must be refused by name.
 //
 // The index is the SciFact one when it is here (CAIRN_LONG_INDEX, default target/scifact/q4_0,
 // built by `make eval-scifact`), else the bundled paper demo's (a fresh clone has no SciFact).
@@ -43,9 +44,11 @@ window.run = async (n, warmup) => {
   for (let i = 0; i < n; i++) {
     const q = query(i);
     try {
-      const v = engine.embedQuery(q);
-      const r = engine.searchWith(v, q, 10, modes[i % 3]);
+      // The async call the worker makes (embedding, GPU choice, fallback rule inside).
+      const r = await engine.search(q, { k: 10, mode: modes[i % 3] });
       if (!Array.isArray(r.hits)) throw new Error('no hits array');
+      const expected = q.trim() === '' || modes[i % 3] === 'lexical' ? 'lexical' : modes[i % 3];
+      if (r.mode !== expected) throw new Error(`ran ${r.mode}, expected ${expected}`);
       out.answered++;
     } catch (e) {
       if (out.failures.length < 10) out.failures.push({ i, len: q.length, error: String(e && e.message || e) });
@@ -53,6 +56,15 @@ window.run = async (n, warmup) => {
     if (i === warmup - 1 || (i + 1) % 1000 === 0) out.memory.push({ after: i + 1, bytes: wasm.memory.buffer.byteLength });
   }
   out.ms = performance.now() - t0;
+  out.refused = [];
+  for (const options of [{ filters: { year: '2020', tag: 'x' } }, { mode: 'fuzzy' }, { kk: 3 }, { k: 'ten' }]) {
+    try {
+      await engine.search('cell', options);
+      out.refused.push('accepted');
+    } catch (e) {
+      out.refused.push(String(e && e.message || e));
+    }
+  }
   return out;
 };
 window.ready = true;
@@ -86,6 +98,11 @@ test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, 
     const atWarmup = out.memory[0].bytes;
     const last = out.memory[out.memory.length - 1].bytes;
     assert.equal(last, atWarmup, `wasm memory grew after warm-up: ${mb(atWarmup)} MB -> ${mb(last)} MB`);
+    const [filters, mode, unknown, k] = out.refused;
+    assert.match(filters, /unknown filter key `tag`, `year`/);
+    assert.match(mode, /unknown mode `fuzzy`/);
+    assert.match(unknown, /unknown field `kk`/);
+    assert.match(k, /search options/);
     assert.deepEqual(page.errors, []);
   } finally {
     await browser.close();

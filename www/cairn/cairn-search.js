@@ -254,13 +254,11 @@ class CairnSearch extends HTMLElement {
 
   onWorker(msg) {
     switch (msg.type) {
-      case 'state': {
-        const wasReady = this.dataset.state === 'ready';
+      case 'state':
+        // Keyword results upgrade to hybrid by themselves once the model is in: the worker
+        // reruns the latest query (with its seq), so the element does not.
         this.setState(msg.state, msg.message, msg.detail || {});
-        // Keyword results upgrade to hybrid by themselves once the model is in.
-        if (msg.state === 'ready' && !wasReady && this.input.value.trim()) this.query();
         break;
-      }
       case 'progress':
         this.progress[msg.what] = msg;
         this.renderStatus();

@@ -13,6 +13,8 @@
 //   { type: 'progress', what: 'index' | 'model', loaded, total }
 //   { type: 'state', state: 'loading' | 'keyword' | 'ready' | 'error', message, detail }
 //   { type: 'results', seq, query, mode, hits, backend, timings: { encodeMs, searchMs } }
+//                                     (what Engine.search resolves to; the worker reruns the
+//                                     latest query once the model is in, same seq)
 //   { type: 'search-error', seq, message }
 
 import init, { Engine } from './cairn.js';
@@ -279,24 +281,18 @@ async function runPending() {
   if (!job) return;
   lastQuery = job;
   running = true;
-  const mode = job.mode || 'hybrid';
   try {
-    let vector;
-    const t0 = now();
-    if (engine.hasModel && mode !== 'lexical' && job.query.trim() !== '') {
-      vector = await engine.embedQueryAsync(job.query);
-    }
-    const t1 = now();
-    const out = await engine.searchWithAsync(vector, job.query, job.k || 8, mode);
-    const t2 = now();
+    // One engine call: it embeds when the model is in and the mode needs it, and says
+    // which mode answered (keywords until the model is loaded).
+    const out = await engine.search(job.query, { k: job.k || 8, mode: job.mode || 'hybrid' });
     post({
       type: 'results',
       seq: job.seq,
       query: job.query,
       mode: out.mode,
       hits: out.hits,
-      backend: vector ? engine.backend : 'cpu',
-      timings: { encodeMs: vector ? t1 - t0 : 0, searchMs: t2 - t1 },
+      backend: out.backend,
+      timings: out.timings,
     });
   } catch (e) {
     post({ type: 'search-error', seq: job.seq, message: e.message });

@@ -240,7 +240,8 @@ pub fn gpu(
     runs: usize,
     write: Option<&Path>,
 ) -> Result<()> {
-    use cairn::gpu::choose::{calibrate, now_ms, Calibration, Preference, SAMPLE_QUERIES};
+    use cairn::clock::now_ms;
+    use cairn::gpu::choose::{calibrate, Calibration, Preference, SAMPLE_QUERIES};
     use cairn::gpu::{GpuContext, GpuEncoder, GpuScorer};
 
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;

@@ -428,9 +428,9 @@ pub fn load(dir: &Path, with_model: bool) -> Result<Loaded> {
 }
 
 pub fn search(dir: &Path, query: &str, k: usize, mode: Mode, json: bool) -> Result<()> {
-    let loaded = load(dir, mode != Mode::Lexical)?;
+    let loaded = load(dir, mode.embeds(query))?;
     let vector = match &loaded.encoder {
-        Some(enc) => enc.embed(&[query], Role::Query)?.pop(),
+        Some(enc) => Some(enc.embed_query(query)?),
         None => None,
     };
     let hits = Searcher::new(&loaded.index).search(vector.as_deref(), query, k, mode)?;
