@@ -56,6 +56,11 @@ pub enum Error {
     #[error("index format version {found} is not supported (this build reads versions {min} to {max}); rebuild the index with this version of `cairn index`")]
     UnsupportedIndexVersion { found: u32, min: u32, max: u32 },
 
+    /// An index folder's manifest (`cairn-entry.json`) of a layout this build does not read,
+    /// or naming files this build cannot use.
+    #[error("{0}")]
+    UnsupportedManifest(String),
+
     /// The index is cut short, fails its checksum, or its sections are inconsistent.
     #[error("index is truncated or corrupt: {0}")]
     CorruptIndex(String),

@@ -219,6 +219,16 @@ impl Engine {
         }
     }
 
+    /// Reads an index folder's `cairn-entry.json` with the one manifest reader (the checks
+    /// `cairn search` makes): its layout version and the format versions of the files it
+    /// names, each refused with both versions named. Returns the manifest as a plain object
+    /// (`index`, `index_bytes`, `model`, `model_bytes`, `passages`, `index_format`, ...).
+    #[wasm_bindgen(js_name = readManifest)]
+    pub fn read_manifest(bytes: &[u8]) -> Result<JsValue, JsError> {
+        let m = crate::index::manifest::Manifest::parse(bytes).map_err(js_err)?;
+        Ok(serde_wasm_bindgen::to_value(&m)?)
+    }
+
     /// Loads an index file (`index.<hash>.cidx`). Validates magic, version, checksum and
     /// structure; a model loaded earlier is dropped if the index was built with another one.
     /// A GPU path set up for the previous index is dropped too (call `initGpu` again).

@@ -1,8 +1,12 @@
 //! The entry manifest of a deployed index folder: names the content-hashed index and model
-//! files, so a page (or `cairn search`) needs only the folder's URL.
+//! files, so a page (or `cairn search`) needs only the folder's URL, and records the format
+//! versions of those files and the `cairn` that wrote them. [`Manifest::parse`] is the one
+//! reader (the CLI, the benchmarks and, through the wasm engine, the browser worker).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
 
 /// The manifest's file name inside an index folder.
 pub const MANIFEST_NAME: &str = "cairn-entry.json";
@@ -25,6 +29,94 @@ pub struct Manifest {
     pub model_quant: String,
     pub passages: usize,
     pub dim: usize,
+    /// Format version of the index file. 0 in manifests written before it was recorded.
+    #[serde(default)]
+    pub index_format: u32,
+    /// Format version of the model bundle (0: not recorded).
+    #[serde(default)]
+    pub bundle_format: u32,
+    /// The program that wrote the folder, e.g. `cairn 0.1.0` (empty: not recorded).
+    #[serde(default)]
+    pub writer: String,
+}
+
+impl Manifest {
+    /// Parses a manifest and checks that this build can use what it names: its own layout
+    /// version, and the index and bundle format versions where recorded. The errors name
+    /// both versions and say what to do.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        // The layout version first, so a newer manifest is named as such even when its
+        // other fields changed shape.
+        #[derive(Deserialize)]
+        struct Version {
+            version: Option<u32>,
+        }
+        let json = |e| Error::Json {
+            what: MANIFEST_NAME.into(),
+            source: e,
+        };
+        let v: Version = serde_json::from_slice(bytes).map_err(json)?;
+        match v.version {
+            Some(MANIFEST_VERSION) => {}
+            Some(found) => {
+                return Err(Error::UnsupportedManifest(format!(
+                    "{MANIFEST_NAME} has layout version {found}; this Cairn reads version \
+                     {MANIFEST_VERSION} (was the folder written by a newer `cairn index`?)"
+                )))
+            }
+            None => {
+                return Err(Error::UnsupportedManifest(format!(
+                    "{MANIFEST_NAME} has no version: not a Cairn index folder's manifest"
+                )))
+            }
+        }
+        let m: Manifest = serde_json::from_slice(bytes).map_err(json)?;
+        use crate::index::format::{FORMAT_VERSION, MIN_FORMAT_VERSION};
+        if m.index_format != 0 && !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&m.index_format) {
+            return Err(Error::UnsupportedIndexVersion {
+                found: m.index_format,
+                min: MIN_FORMAT_VERSION,
+                max: FORMAT_VERSION,
+            });
+        }
+        use crate::model::gguf::{BUNDLE_FORMAT_VERSION, MIN_BUNDLE_FORMAT_VERSION};
+        if m.bundle_format != 0
+            && !(MIN_BUNDLE_FORMAT_VERSION..=BUNDLE_FORMAT_VERSION).contains(&m.bundle_format)
+        {
+            return Err(Error::UnsupportedManifest(format!(
+                "{MANIFEST_NAME} names a model bundle of format version {}; this Cairn reads \
+                 versions {MIN_BUNDLE_FORMAT_VERSION} to {BUNDLE_FORMAT_VERSION}",
+                m.bundle_format
+            )));
+        }
+        if m.index.is_empty() || m.model.is_empty() {
+            return Err(Error::UnsupportedManifest(format!(
+                "{MANIFEST_NAME} does not name an index and a model"
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Reads and checks the manifest of the index folder `dir` ([`Manifest::parse`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(dir: &std::path::Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_NAME);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "reading {} (build one with `cairn index`): {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        Manifest::parse(&bytes)
+    }
+
+    /// What the writer records of itself.
+    pub fn writer_name() -> String {
+        format!("cairn {}", env!("CARGO_PKG_VERSION"))
+    }
 }
 
 /// `stem.<first 16 hex digits of SHA-256>.ext`: a new build gets new names, so caches
@@ -32,4 +124,67 @@ pub struct Manifest {
 pub fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
     let h = crate::model::gguf::hex(&Sha256::digest(bytes));
     format!("{stem}.{}.{ext}", &h[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> serde_json::Value {
+        serde_json::json!({
+            "version": 1, "index": "index.0123456789abcdef.cidx", "index_bytes": 10,
+            "model": "model.0123456789abcdef.gguf", "model_bytes": 20,
+            "model_fingerprint": "ab", "model_name": "m", "model_quant": "q8_0",
+            "passages": 3, "dim": 384, "index_format": 1, "bundle_format": 2,
+            "writer": "cairn 0.1.0"
+        })
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<Manifest> {
+        Manifest::parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn reads_what_it_writes_and_older_manifests() {
+        let m = parse(&sample()).unwrap();
+        assert_eq!((m.index_format, m.bundle_format, m.passages), (1, 2, 3));
+        // Written before the versions were recorded: still read.
+        let mut old = sample();
+        for key in ["index_format", "bundle_format", "writer", "model_quant"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(parse(&old).unwrap().index_format, 0);
+    }
+
+    #[test]
+    fn newer_or_foreign_manifests_are_named_errors() {
+        let mut newer = sample();
+        newer["version"] = 2.into();
+        newer["index"] = serde_json::json!({"shards": []});
+        let e = parse(&newer).unwrap_err().to_string();
+        assert!(
+            e.contains("layout version 2") && e.contains("reads version 1"),
+            "{e}"
+        );
+
+        let mut index = sample();
+        index["index_format"] = 9.into();
+        let e = parse(&index).unwrap_err().to_string();
+        assert!(e.contains("index format version 9"), "{e}");
+
+        let mut bundle = sample();
+        bundle["bundle_format"] = 7.into();
+        let e = parse(&bundle).unwrap_err().to_string();
+        assert!(e.contains("format version 7"), "{e}");
+
+        let e = Manifest::parse(b"<html>404</html>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid JSON"), "{e}");
+        let e = Manifest::parse(b"{\"name\": 1}").unwrap_err().to_string();
+        assert!(e.contains("no version"), "{e}");
+        let mut empty = sample();
+        empty["model"] = "".into();
+        assert!(parse(&empty).is_err());
+    }
 }

@@ -276,6 +276,8 @@ pub struct Bundle {
     pub quant: String,
     /// SHA-256 of the tensor data, hex: identifies the weights.
     pub fingerprint: String,
+    /// The bundle's `cairn.format_version`.
+    pub format_version: u32,
     pub tensors: HashMap<String, QTensor>,
 }
 
@@ -554,6 +556,7 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle> {
         tokenizer_json,
         quant,
         fingerprint,
+        format_version: version,
         tensors,
     })
 }

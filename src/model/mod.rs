@@ -49,6 +49,8 @@ pub struct Encoder {
     model: bert::Bert,
     quant: String,
     fingerprint: String,
+    /// The bundle's format version.
+    bundle_format: u32,
     device: Device,
 }
 
@@ -79,6 +81,7 @@ impl Encoder {
             model,
             quant: bundle.quant,
             fingerprint: bundle.fingerprint,
+            bundle_format: bundle.format_version,
             device: Device::Cpu,
         })
     }
@@ -95,6 +98,11 @@ impl Encoder {
     /// The quantization the bundle was converted with (`q8_0`, `q4_0`, ...).
     pub fn quant(&self) -> &str {
         &self.quant
+    }
+
+    /// The format version of the bundle this encoder was loaded from.
+    pub fn bundle_format(&self) -> u32 {
+        self.bundle_format
     }
 
     /// SHA-256 of the bundle's weights (hex). An index records it to refuse other models.

@@ -1,5 +1,5 @@
 // The browser under failure: a model that does not download, an index that does not, a
-// damaged file in the cache, a server without the wasm MIME type, and a strict
+// manifest of a newer layout, a damaged file in the cache, a server without the wasm MIME type, and a strict
 // Content-Security-Policy. Each must leave a working (or clearly explained) page and no
 // uncaught exception.
 import { test, before, after } from 'node:test';
@@ -63,6 +63,25 @@ test('a failed index download is a clear message, not an exception', async () =>
   const status = await page.locator('cairn-search .status').textContent();
   assert.match(status, /search index could not be loaded: index\.[0-9a-f]+\.cidx: HTTP 404/);
   assert.equal(await page.locator('cairn-search .status button').textContent(), 'Retry');
+  assert.deepEqual(unexpected(page.errors), []);
+  await context.close();
+  await server.close();
+});
+
+test('a manifest of a newer layout is refused with both versions named', async () => {
+  const server = await startServer();
+  server.setHook((req, res, url) => {
+    if (!url.pathname.endsWith('/cairn-entry.json')) return false;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ version: 9, shards: [] }));
+    return true;
+  });
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(server.url);
+  await waitForState(page, 'error');
+  const status = await page.locator('cairn-search .status').textContent();
+  assert.match(status, /cairn-entry\.json has layout version 9; this Cairn reads version 1/);
   assert.deepEqual(unexpected(page.errors), []);
   await context.close();
   await server.close();

@@ -117,6 +117,8 @@ async function loadHashed(name, what, expected, use) {
 }
 
 // The manifest names the current files: always revalidated, from the cache when offline.
+// Read by the engine (the one manifest reader, in Rust): a manifest of a newer layout, or
+// naming an index or model format this engine does not read, is refused with both versions.
 async function loadManifest() {
   const url = new URL(MANIFEST, base).href;
   const cache = await openCache();
@@ -126,19 +128,19 @@ async function loadManifest() {
   } catch (e) {
     const cached = cache && (await cache.match(url));
     if (!cached) throw new Error(`cannot reach ${MANIFEST} (${e.message})`);
-    return cached.json();
+    return Engine.readManifest(new Uint8Array(await cached.arrayBuffer()));
   }
   if (!response.ok) {
     throw new Error(`${MANIFEST}: HTTP ${response.status} ${response.statusText}`.trim());
   }
-  const text = await response.text();
+  const bytes = new Uint8Array(await response.arrayBuffer());
   let m;
   try {
-    m = JSON.parse(text);
-  } catch {
-    throw new Error(`${MANIFEST} is not JSON (is the index URL right?)`);
+    m = Engine.readManifest(bytes);
+  } catch (e) {
+    throw new Error(`${e.message} (is the index URL right?)`);
   }
-  if (cache) await cache.put(url, new Response(text, { headers: { 'content-type': 'application/json' } }));
+  if (cache) await cache.put(url, new Response(bytes, { headers: { 'content-type': 'application/json' } }));
   return m;
 }
 
@@ -155,9 +157,6 @@ async function pruneCache() {
 async function loadIndex() {
   state('loading', 'Loading the index…');
   manifest = await loadManifest();
-  if (!manifest || !manifest.index || !manifest.model) {
-    throw new Error(`${MANIFEST} does not name an index and a model`);
-  }
   await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) => engine.loadIndex(bytes));
   indexReady = true;
   state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages });

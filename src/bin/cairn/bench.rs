@@ -246,12 +246,8 @@ pub fn gpu(
 
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
     let cpu = Encoder::from_bytes(&bytes)?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(index_dir.join("cairn-entry.json"))?)?;
-    let file = manifest["index"]
-        .as_str()
-        .context("manifest names no index")?;
-    let index = cairn::Index::from_bytes(std::fs::read(index_dir.join(file))?)?;
+    let manifest = cairn::index::manifest::Manifest::read(index_dir)?;
+    let index = cairn::Index::from_bytes(std::fs::read(index_dir.join(&manifest.index))?)?;
     index.check_model(cpu.fingerprint())?;
     let Some(ctx) = pollster::block_on(GpuContext::new())? else {
         anyhow::bail!("wgpu found no adapter (install Mesa's Vulkan drivers for lavapipe)");

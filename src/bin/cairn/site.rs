@@ -241,6 +241,9 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         model_quant: enc.quant().to_string(),
         passages: passages.len(),
         dim: enc.dim(),
+        index_format: cairn::index::format::FORMAT_VERSION,
+        bundle_format: enc.bundle_format(),
+        writer: Manifest::writer_name(),
     };
     std::fs::write(
         out.join(MANIFEST_NAME),
@@ -401,19 +404,8 @@ pub struct Loaded {
 }
 
 pub fn load(dir: &Path, with_model: bool) -> Result<Loaded> {
-    let mpath = dir.join(MANIFEST_NAME);
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(&mpath).with_context(|| {
-            format!("reading {} (build one with `cairn index`)", mpath.display())
-        })?)
-        .with_context(|| format!("parsing {}", mpath.display()))?;
-    if manifest.version != MANIFEST_VERSION {
-        bail!(
-            "{} has manifest version {}, this cairn reads {MANIFEST_VERSION}",
-            mpath.display(),
-            manifest.version
-        );
-    }
+    let manifest = Manifest::read(dir)
+        .with_context(|| format!("reading the index folder {}", dir.display()))?;
     let index = Index::from_bytes(std::fs::read(dir.join(&manifest.index))?)
         .with_context(|| format!("loading {}", manifest.index))?;
     let encoder = if with_model {
