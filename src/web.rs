@@ -112,7 +112,7 @@ struct Timings {
 
 /// The options of [`Engine::search`]: `{ k, mode, filters, backend }`, all optional.
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct SearchOptions {
     /// Results wanted: 1 to 100 (default 10).
     k: Option<usize>,
@@ -130,6 +130,20 @@ impl SearchOptions {
         let o: SearchOptions = if options.is_undefined() || options.is_null() {
             SearchOptions::default()
         } else {
+            // serde-wasm-bindgen reads a struct's own fields by name and never sees the
+            // others, so unknown fields are looked for here.
+            if let Some(obj) = options.dyn_ref::<js_sys::Object>() {
+                const KNOWN: [&str; 4] = ["k", "mode", "filters", "backend"];
+                for key in js_sys::Object::keys(obj).iter() {
+                    let key = key.as_string().unwrap_or_default();
+                    if !KNOWN.contains(&key.as_str()) {
+                        return Err(JsError::new(&format!(
+                            "search options: unknown field `{key}`, expected one of `k`, \
+                             `mode`, `filters`, `backend`"
+                        )));
+                    }
+                }
+            }
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsError::new(&format!("search options: {e}")))?
         };

@@ -48,7 +48,7 @@ window.run = async (n, warmup) => {
       const r = await engine.search(q, { k: 10, mode: modes[i % 3] });
       if (!Array.isArray(r.hits)) throw new Error('no hits array');
       const expected = q.trim() === '' || modes[i % 3] === 'lexical' ? 'lexical' : modes[i % 3];
-      if (r.mode !== expected) throw new Error(`ran ${r.mode}, expected ${expected}`);
+      if (r.mode !== expected) throw new Error('ran ' + r.mode + ', expected ' + expected);
       out.answered++;
     } catch (e) {
       if (out.failures.length < 10) out.failures.push({ i, len: q.length, error: String(e && e.message || e) });
