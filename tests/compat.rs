@@ -112,6 +112,13 @@ fn frozen_versions_still_load_and_answer_the_same() {
                     .unwrap_or_default()
             };
             let (mut gs, mut es) = (ids(&g["hybrid"]), ids(&e["hybrid"]));
+            if q.trim().is_empty() {
+                // Frozen when a blank query was embedded and ranked by meaning; since the
+                // one fallback rule (`Mode::runs_as`) it has nothing to embed and answers
+                // from keywords in every mode: nothing.
+                assert!(gs.is_empty(), "a blank query answered {gs:?}");
+                continue;
+            }
             assert_eq!(es.len(), 5, "frozen answers for {q:?}");
             assert_eq!(
                 gs[..3],
