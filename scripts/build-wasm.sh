@@ -68,7 +68,8 @@ public/_cairn --ui <this folder>`), then add to any page:
 ```
 
 Or drive the engine yourself: `import init, { Engine } from "cairn-search"`, then
-`engine.loadIndex(bytes)`, `engine.loadModel(bytes)`, `engine.search(query, 10, "hybrid")`.
+`engine.loadIndex(bytes)`, `engine.loadModel(bytes)`, then
+`await engine.search(query, { k: 10, mode: "hybrid" })`.
 MD
 mkdir -p www/cairn
 cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm www/cairn/

@@ -147,6 +147,9 @@ impl SearchOptions {
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsError::new(&format!("search options: {e}")))?
         };
+        if let Some(b) = o.backend.as_deref() {
+            gpu::embeds_on(None, Some(b))?;
+        }
         if let Some(keys) = o.filters.as_ref().filter(|f| !f.is_empty()) {
             let keys: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
             return Err(JsError::new(&format!(

@@ -139,10 +139,18 @@ impl Encoder {
     /// cuts it, then embedded as [`Role::Query`]. What the CLI, the browser engine and the
     /// GPU path's CPU fallback all call.
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
-        let query = crate::search::truncate_query(query);
-        self.embed(&[query], Role::Query)?
+        self.embed_queries(&[query])?
             .pop()
             .ok_or_else(|| Error::InvalidArgument("the encoder returned no vector".into()))
+    }
+
+    /// [`Encoder::embed_query`] of several queries, in batches (`cairn eval`).
+    pub fn embed_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let cut: Vec<&str> = queries
+            .iter()
+            .map(|q| crate::search::truncate_query(q))
+            .collect();
+        self.embed(&cut, Role::Query)
     }
 
     /// Embeds `texts` as `role`, returning one L2-normalised vector per text, in order.

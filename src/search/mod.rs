@@ -42,9 +42,10 @@ impl Mode {
     /// The one fallback rule (the CLI, the browser engine and the worker all use it): the
     /// mode a search asked to run as `self` runs as. Meaning (dense, hybrid) needs the
     /// query's vector: without one (the model is not loaded yet), or for a query of only
-    /// white space (nothing to embed), the search runs on keywords.
+    /// white space as searched (cut to [`MAX_QUERY_BYTES`]: nothing to embed), the search
+    /// runs on keywords.
     pub fn runs_as(self, have_vector: bool, query: &str) -> Mode {
-        if self == Mode::Lexical || !have_vector || query.trim().is_empty() {
+        if self == Mode::Lexical || !have_vector || truncate_query(query).trim().is_empty() {
             Mode::Lexical
         } else {
             self
@@ -276,6 +277,9 @@ mod tests {
             assert_eq!(asked.runs_as(true, ""), Mode::Lexical);
             assert!(asked.embeds("cell"));
             assert!(!asked.embeds("   "));
+            // Blank as far as it is searched: the words past the cut are not.
+            let padded = format!("{}cell", " ".repeat(super::MAX_QUERY_BYTES));
+            assert_eq!(asked.runs_as(true, &padded), Mode::Lexical);
         }
         assert_eq!(Mode::Lexical.runs_as(true, "cell"), Mode::Lexical);
         assert!(!Mode::Lexical.embeds("cell"));

@@ -57,7 +57,7 @@ window.run = async (n, warmup) => {
   }
   out.ms = performance.now() - t0;
   out.refused = [];
-  for (const options of [{ filters: { year: '2020', tag: 'x' } }, { mode: 'fuzzy' }, { kk: 3 }, { k: 'ten' }]) {
+  for (const options of [{ filters: { year: '2020', tag: 'x' } }, { mode: 'fuzzy' }, { kk: 3 }, { k: 'ten' }, { mode: 'lexical', backend: 'tpu' }]) {
     try {
       await engine.search('cell', options);
       out.refused.push('accepted');
@@ -98,11 +98,12 @@ test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, 
     const atWarmup = out.memory[0].bytes;
     const last = out.memory[out.memory.length - 1].bytes;
     assert.equal(last, atWarmup, `wasm memory grew after warm-up: ${mb(atWarmup)} MB -> ${mb(last)} MB`);
-    const [filters, mode, unknown, k] = out.refused;
+    const [filters, mode, unknown, k, backend] = out.refused;
     assert.match(filters, /unknown filter key `tag`, `year`/);
     assert.match(mode, /unknown mode `fuzzy`/);
     assert.match(unknown, /unknown field `kk`/);
     assert.match(k, /search options/);
+    assert.match(backend, /unknown backend `tpu`/);
     assert.deepEqual(page.errors, []);
   } finally {
     await browser.close();

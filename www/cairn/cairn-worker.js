@@ -138,7 +138,8 @@ async function loadManifest() {
   try {
     m = Engine.readManifest(bytes);
   } catch (e) {
-    throw new Error(`${e.message} (is the index URL right?)`);
+    // Not JSON at all: most often an HTML page served for a wrong URL.
+    throw new Error(/invalid JSON/.test(e.message) ? `${e.message} (is the index URL right?)` : e.message);
   }
   if (cache) await cache.put(url, new Response(bytes, { headers: { 'content-type': 'application/json' } }));
   return m;

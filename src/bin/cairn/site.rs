@@ -532,16 +532,15 @@ pub fn evaluate(
             qrels.display()
         );
     }
-    let vectors: Vec<Option<Vec<f32>>> = match (&loaded.encoder, mode) {
-        (Some(enc), m) if m != Mode::Lexical => {
-            let texts: Vec<&str> = qs.iter().map(|q| q.1.as_str()).collect();
-            enc.embed(&texts, Role::Query)?
-                .into_iter()
-                .map(Some)
-                .collect()
+    // Embedded as the engine embeds a query, where the one fallback rule says to.
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; qs.len()];
+    if let Some(enc) = &loaded.encoder {
+        let wanted: Vec<usize> = (0..qs.len()).filter(|&i| mode.embeds(&qs[i].1)).collect();
+        let texts: Vec<&str> = wanted.iter().map(|&i| qs[i].1.as_str()).collect();
+        for (i, v) in wanted.into_iter().zip(enc.embed_queries(&texts)?) {
+            vectors[i] = Some(v);
         }
-        _ => vec![None; qs.len()],
-    };
+    }
     let searcher = Searcher::new(&loaded.index).with_fusion(fusion);
     let (mut ndcg, mut recall) = (0.0, 0.0);
     for ((qid, qtext), v) in qs.iter().zip(&vectors) {
