@@ -19,7 +19,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-.PHONY: all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo book-index fuzz \
+.PHONY: all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo install e2e-install book-index fuzz \
 	bench bench-encode bench-browser bench-gpu eval-scifact clean FORCE
 
 all: model
@@ -57,7 +57,7 @@ wasm: tools
 # The paper demo's index (the bundled corpus; results link to an in-page abstract view).
 $(PAPERS_INDEX): www/data/papers.jsonl $(DEMO_BUNDLE) $(wildcard src/index/*.rs src/model/*.rs) | $(CLI)
 	$(CLI) index --model $(DEMO_BUNDLE) --jsonl www/data/papers.jsonl \
-		--url-template '#paper-{id}' --out www/indexes/papers
+		--url-template '#paper-{id}' --no-ui --out www/indexes/papers
 
 # The demo needs one bundle (the one it ships), not the four `model` converts: a newcomer's
 # `make demo` runs one conversion.
@@ -65,6 +65,27 @@ www: $(DEMO_BUNDLE) wasm $(PAPERS_INDEX)
 
 demo: www
 	scripts/serve.sh www $(PORT)
+
+# `cairn` with the browser UI and engine inside (feature `ui`), in PREFIX/bin, and the
+# default bundle in PREFIX/share/cairn/: then `cairn index --site public/ --out public/_cairn/`
+# alone writes a folder that works. INSTALL_FLAGS=--debug builds it in the dev profile.
+PREFIX ?= $(HOME)/.cargo
+INSTALL_FLAGS ?=
+define install_cairn
+	$(CARGO) install --path . --locked --force --features $(FEATURES),ui --root $(1) \
+		--target-dir target $(2)
+	install -d $(1)/share/cairn
+	install -m 644 $(DEMO_BUNDLE) $(1)/share/cairn/
+endef
+
+install: wasm $(DEMO_BUNDLE)
+	$(call install_cairn,$(PREFIX),$(INSTALL_FLAGS))
+
+# The browser tests run README's path with an installed cairn: `make install` into a test
+# prefix, in the dev profile so it reuses the test build's dependencies.
+E2E_PREFIX := target/e2e-prefix
+e2e-install: wasm $(DEMO_BUNDLE)
+	$(call install_cairn,$(E2E_PREFIX),--debug)
 
 # The Rust Book from rustup's docs, indexed and served under www/book/ (see book.html).
 book-index: $(DEMO_BUNDLE) wasm
@@ -110,7 +131,7 @@ test-wasm: model
 		$(RELAXED_DIR)
 
 # End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
-test-e2e: model www
+test-e2e: model www e2e-install
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost node --test tests/e2e/
 
 # The README's test command: lint, native tests, wasm tests and browser tests in Chromium.

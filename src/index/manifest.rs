@@ -10,8 +10,24 @@ use crate::error::{Error, Result};
 
 /// The manifest's file name inside an index folder.
 pub const MANIFEST_NAME: &str = "cairn-entry.json";
-/// Version of the manifest's own layout.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Version of the manifest's own layout. 2 added `engine`.
+pub const MANIFEST_VERSION: u32 = 2;
+/// The oldest layout this build still reads.
+pub const MIN_MANIFEST_VERSION: u32 = 1;
+
+/// The engine files of a folder that carries the browser UI, content-hashed like the index
+/// and the model: the worker loads the engine the manifest names, so a browser holding an
+/// older engine in its HTTP cache never runs it against a newer index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineFiles {
+    /// The engine's JavaScript glue, e.g. `cairn.0123abcd4567ef89.js`.
+    pub js: String,
+    /// The SIMD128 build, e.g. `cairn_bg.0123abcd4567ef89.wasm`.
+    pub wasm: String,
+    /// The relaxed-SIMD build (absent: the worker uses `wasm` everywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relaxed_wasm: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -38,6 +54,9 @@ pub struct Manifest {
     /// The program that wrote the folder, e.g. `cairn 0.1.0` (empty: not recorded).
     #[serde(default)]
     pub writer: String,
+    /// The engine files beside the index, when the folder carries the UI (layout 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineFiles>,
 }
 
 impl Manifest {
@@ -57,11 +76,12 @@ impl Manifest {
         };
         let v: Version = serde_json::from_slice(bytes).map_err(json)?;
         match v.version {
-            Some(MANIFEST_VERSION) => {}
+            Some(v) if (MIN_MANIFEST_VERSION..=MANIFEST_VERSION).contains(&v) => {}
             Some(found) => {
                 return Err(Error::UnsupportedManifest(format!(
-                    "{MANIFEST_NAME} has layout version {found}; this Cairn reads version \
-                     {MANIFEST_VERSION} (was the folder written by a newer `cairn index`?)"
+                    "{MANIFEST_NAME} has layout version {found}; this Cairn reads versions \
+                     {MIN_MANIFEST_VERSION} to {MANIFEST_VERSION} (was the folder written by \
+                     a newer `cairn index`?)"
                 )))
             }
             None => {
@@ -94,6 +114,19 @@ impl Manifest {
                 "{MANIFEST_NAME} does not name an index and a model"
             )));
         }
+        // Every file it names lies in the folder itself: a name, not a path or a URL.
+        let engine = m.engine.iter().flat_map(|e| {
+            [Some(&e.js), Some(&e.wasm), e.relaxed_wasm.as_ref()]
+                .into_iter()
+                .flatten()
+        });
+        for name in [&m.index, &m.model].into_iter().chain(engine) {
+            if !is_plain_name(name) {
+                return Err(Error::UnsupportedManifest(format!(
+                    "{MANIFEST_NAME} names {name:?}, which is not a file name in its folder"
+                )));
+            }
+        }
         Ok(m)
     }
 
@@ -119,6 +152,16 @@ impl Manifest {
     }
 }
 
+/// A file name inside the folder: no separators, no `..`, no scheme, nothing to escape.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// `stem.<first 16 hex digits of SHA-256>.ext`: a new build gets new names, so caches
 /// keyed by name never serve stale files.
 pub fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
@@ -136,7 +179,9 @@ mod tests {
             "model": "model.0123456789abcdef.gguf", "model_bytes": 20,
             "model_fingerprint": "ab", "model_name": "m", "model_quant": "q8_0",
             "passages": 3, "dim": 384, "index_format": 1, "bundle_format": 2,
-            "writer": "cairn 0.1.0"
+            "writer": "cairn 0.1.0",
+            "engine": {"js": "cairn.0123456789abcdef.js", "wasm": "cairn_bg.0123456789abcdef.wasm",
+                       "relaxed_wasm": "cairn_relaxed_bg.0123456789abcdef.wasm"}
         })
     }
 
@@ -148,24 +193,55 @@ mod tests {
     fn reads_what_it_writes_and_older_manifests() {
         let m = parse(&sample()).unwrap();
         assert_eq!((m.index_format, m.bundle_format, m.passages), (1, 2, 3));
-        // Written before the versions were recorded: still read.
+        assert_eq!(m.engine.as_ref().unwrap().js, "cairn.0123456789abcdef.js");
+        let again: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(again, sample());
+        // Layout 1, written before the versions and the engine were recorded: still read.
         let mut old = sample();
-        for key in ["index_format", "bundle_format", "writer", "model_quant"] {
+        old["version"] = 1.into();
+        for key in [
+            "index_format",
+            "bundle_format",
+            "writer",
+            "model_quant",
+            "engine",
+        ] {
             old.as_object_mut().unwrap().remove(key);
         }
-        assert_eq!(parse(&old).unwrap().index_format, 0);
+        let m = parse(&old).unwrap();
+        assert_eq!((m.index_format, &m.engine), (0, &None));
+        // A folder without the UI does not name an engine, and says nothing about one.
+        let written = serde_json::to_string(&m).unwrap();
+        assert!(!written.contains("engine"), "{written}");
     }
 
     #[test]
     fn newer_or_foreign_manifests_are_named_errors() {
         let mut newer = sample();
-        newer["version"] = 2.into();
+        newer["version"] = 3.into();
         newer["index"] = serde_json::json!({"shards": []});
         let e = parse(&newer).unwrap_err().to_string();
         assert!(
-            e.contains("layout version 2") && e.contains("reads version 1"),
+            e.contains("layout version 3") && e.contains("reads versions 1 to 2"),
             "{e}"
         );
+
+        // Names that would reach outside the folder.
+        for bad in [
+            "../cairn.js",
+            "https://evil.example/x.js",
+            "/abs.js",
+            "a/b.js",
+            "",
+        ] {
+            let mut m = sample();
+            m["engine"]["js"] = bad.into();
+            let e = parse(&m).unwrap_err().to_string();
+            assert!(e.contains("not a file name"), "{bad}: {e}");
+        }
+        let mut m = sample();
+        m["index"] = "../index.cidx".into();
+        assert!(parse(&m).is_err());
 
         let mut index = sample();
         index["index_format"] = 9.into();

@@ -17,7 +17,12 @@
 //                                     latest query once the model is in, same seq)
 //   { type: 'search-error', seq, message }
 
-import init, { Engine } from './cairn.js';
+// The engine module is loaded by `startEngine`: the one the index folder's manifest names
+// (content-hashed, written beside the index by `cairn index`), else `cairn.js` beside this
+// worker. So a browser that holds an older engine in its HTTP cache never runs it against a
+// newer index: a new build names a new file.
+let Engine = null; // the engine module's Engine class
+let engineUrl = null; // the module it came from
 
 const CACHE_NAME = 'cairn-v1';
 const MANIFEST = 'cairn-entry.json';
@@ -117,9 +122,10 @@ async function loadHashed(name, what, expected, use) {
 }
 
 // The manifest names the current files: always revalidated, from the cache when offline.
-// Read by the engine (the one manifest reader, in Rust): a manifest of a newer layout, or
-// naming an index or model format this engine does not read, is refused with both versions.
-async function loadManifest() {
+// Returns its bytes; the engine reads them (`Engine.readManifest`, the one manifest reader, in
+// Rust): a manifest of a newer layout, or naming an index or model format this engine does
+// not read, is refused with both versions.
+async function fetchManifest() {
   const url = new URL(MANIFEST, base).href;
   const cache = await openCache();
   let response;
@@ -128,12 +134,15 @@ async function loadManifest() {
   } catch (e) {
     const cached = cache && (await cache.match(url));
     if (!cached) throw new Error(`cannot reach ${MANIFEST} (${e.message})`);
-    return Engine.readManifest(new Uint8Array(await cached.arrayBuffer()));
+    return { bytes: new Uint8Array(await cached.arrayBuffer()), fresh: false };
   }
   if (!response.ok) {
     throw new Error(`${MANIFEST}: HTTP ${response.status} ${response.statusText}`.trim());
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  return { bytes: new Uint8Array(await response.arrayBuffer()), fresh: true };
+}
+
+async function readManifest({ bytes, fresh }) {
   let m;
   try {
     m = Engine.readManifest(bytes);
@@ -141,8 +150,34 @@ async function loadManifest() {
     // Not JSON at all: most often an HTML page served for a wrong URL.
     throw new Error(/invalid JSON/.test(e.message) ? `${e.message} (is the index URL right?)` : e.message);
   }
-  if (cache) await cache.put(url, new Response(bytes, { headers: { 'content-type': 'application/json' } }));
+  const cache = fresh && (await openCache());
+  if (cache) {
+    await cache.put(new URL(MANIFEST, base).href, new Response(bytes, { headers: { 'content-type': 'application/json' } }));
+  }
   return m;
+}
+
+// Only the engine's file names are taken from the manifest here (everything else is read
+// by the engine once loaded); a manifest that is not JSON, or names none, means the engine
+// beside this worker.
+function engineNamed(bytes) {
+  try {
+    const e = JSON.parse(new TextDecoder().decode(bytes)).engine;
+    if (e && typeof e.js === 'string' && typeof e.wasm === 'string') {
+      return {
+        js: new URL(e.js, base).href,
+        wasm: new URL(e.wasm, base).href,
+        relaxed: typeof e.relaxed_wasm === 'string' ? new URL(e.relaxed_wasm, base).href : null,
+      };
+    }
+  } catch {
+    // Not JSON: the engine's reader names the problem.
+  }
+  return {
+    js: new URL('./cairn.js', import.meta.url).href,
+    wasm: new URL('./cairn_bg.wasm', import.meta.url).href,
+    relaxed: new URL('./cairn_relaxed_bg.wasm', import.meta.url).href,
+  };
 }
 
 // Removes cached files of earlier builds of this index folder.
@@ -150,14 +185,15 @@ async function pruneCache() {
   const cache = await openCache();
   if (!cache || !manifest) return;
   const keep = new Set([MANIFEST, manifest.index, manifest.model].map((n) => new URL(n, base).href));
+  // (The engine files are not in the Cache API: the HTTP cache keeps them, by hashed name.)
   for (const req of await cache.keys()) {
     if (req.url.startsWith(base) && !keep.has(req.url)) await cache.delete(req);
   }
 }
 
-async function loadIndex() {
+async function loadIndex(manifestBytes) {
   state('loading', 'Loading the index…');
-  manifest = await loadManifest();
+  manifest = await readManifest(manifestBytes);
   await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) => engine.loadIndex(bytes));
   indexReady = true;
   state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages });
@@ -236,30 +272,52 @@ function hasRelaxedSimd() {
   }
 }
 
-// The engine: the relaxed-SIMD build where the browser has relaxed SIMD (and the page did not
-// ask for the plain one), else the SIMD128 build. Both compute the same vectors.
-async function startEngine() {
-  if (wasmPref !== 'simd128' && hasRelaxedSimd()) {
+// The engine named by `files` (see engineNamed): the relaxed-SIMD build where the browser
+// has relaxed SIMD (and the page did not ask for the plain one), else the SIMD128 build. Both
+// compute the same vectors. A different engine than the one running replaces it, and what
+// the old one had loaded is loaded again.
+async function startEngine(files) {
+  if (engine && engineUrl === files.js) return;
+  const mod = await import(files.js);
+  let next = null;
+  if (files.relaxed && wasmPref !== 'simd128' && hasRelaxedSimd()) {
     try {
-      await init({ module_or_path: new URL('./cairn_relaxed_bg.wasm', import.meta.url) });
-      return new Engine();
+      await mod.default({ module_or_path: files.relaxed });
+      next = new mod.Engine();
     } catch (e) {
       console.warn(`cairn: the relaxed-SIMD engine did not load (${e.message}); using SIMD128`);
     }
   }
-  await init({ module_or_path: new URL('./cairn_bg.wasm', import.meta.url) });
-  return new Engine();
+  if (!next) {
+    await mod.default({ module_or_path: files.wasm });
+    next = new mod.Engine();
+  }
+  if (engine) {
+    // (Not freed: a search may still be running on it; the collector takes it after.)
+    indexReady = false;
+    modelState = 'none';
+  }
+  engine = next;
+  Engine = mod.Engine;
+  engineUrl = files.js;
 }
 
 async function start() {
+  let manifestBytes;
   try {
-    engine = engine || (await startEngine());
+    manifestBytes = await fetchManifest();
+  } catch (e) {
+    state('error', `The search index could not be loaded: ${e.message}`, { indexError: e.message });
+    return;
+  }
+  try {
+    await startEngine(engineNamed(manifestBytes.bytes));
   } catch (e) {
     state('error', `Search could not start: ${e.message}`, { fatal: true });
     return;
   }
   try {
-    if (!indexReady) await loadIndex();
+    if (!indexReady) await loadIndex(manifestBytes);
   } catch (e) {
     state('error', `The search index could not be loaded: ${e.message}`, { indexError: e.message });
     return;

@@ -11,11 +11,13 @@ use cairn::{Encoder, Mode, Quant, Role};
 
 mod bench;
 mod site;
+mod ui;
 
 #[derive(Parser)]
 #[command(
     name = "cairn",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Semantic search that runs in the visitor's browser"
 )]
 struct Cli {
@@ -41,9 +43,11 @@ enum Command {
     },
     /// Build a deployable index folder from a static site, a JSONL corpus or Markdown.
     Index {
-        /// The model bundle to embed passages with (copied into the folder).
+        /// The model bundle to embed passages with (copied into the folder). Default: the
+        /// bundle `make install` puts beside this cairn (share/cairn/), or one in the
+        /// cache folder's models/.
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// A built static site (HTML files).
         #[arg(long, group = "source")]
         site: Option<PathBuf>,
@@ -66,12 +70,14 @@ enum Command {
         /// `/papers/{id}.html` or `#paper-{id}`.
         #[arg(long, value_name = "TEMPLATE")]
         url_template: Option<String>,
-        /// Copy the browser UI (cairn-search.js, cairn-worker.js, cairn.js, cairn_bg.wasm,
-        /// cairn_relaxed_bg.wasm:
-        /// the `pkg/` folder `make wasm` builds) into the output, so the folder is all a
+        /// Take the browser UI (element, worker and engine) from this folder (`pkg/` after
+        /// `make wasm`) instead of the one this cairn carries. The output is then all a
         /// site needs.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "no_ui")]
         ui: Option<PathBuf>,
+        /// Write the index alone, without the browser UI.
+        #[arg(long)]
+        no_ui: bool,
         /// The embedding cache: vectors of an earlier build of the same output, reused for
         /// passages whose text is unchanged (default: a file per output folder under
         /// $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
@@ -309,10 +315,29 @@ fn main() -> Result<()> {
             base_url,
             url_template,
             ui,
+            no_ui,
             cache,
             no_cache,
             gpu,
         } => {
+            let model = match model {
+                Some(m) => m,
+                None => default_model()?,
+            };
+            let ui = match (ui, no_ui) {
+                (Some(dir), _) => Some(ui::UiSource::Dir(dir)),
+                (None, true) => None,
+                (None, false) => {
+                    let source = ui::default_source();
+                    if source.is_none() {
+                        eprintln!(
+                            "note: this cairn carries no browser UI, so the folder holds the \
+                             index alone (`make install` builds one that does; or pass --ui pkg/)"
+                        );
+                    }
+                    source
+                }
+            };
             let source = match (site, jsonl, markdown) {
                 (Some(d), None, None) => site::Source::Site(d),
                 (None, Some(f), None) => site::Source::Jsonl(f),
@@ -377,6 +402,26 @@ fn main() -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// `cairn --version`: the version and the browser engine this binary carries.
+static LONG_VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}\n{}", env!("CARGO_PKG_VERSION"), ui::describe()));
+
+/// The default bundle for `cairn index`, or one line on how to get one.
+fn default_model() -> Result<PathBuf> {
+    let places = site::default_model_places();
+    if let Some(found) = places.iter().find(|p| p.is_file()) {
+        eprintln!("model: {}", found.display());
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "no model bundle: pass --model FILE, or run `make install` (it installs {} as the \
+         default); looked in {}",
+        site::DEFAULT_BUNDLE,
+        looked.join(", ")
+    )
 }
 
 fn parse_tensor_quant(s: &str) -> Result<(String, Quant)> {

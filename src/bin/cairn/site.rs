@@ -32,23 +32,45 @@ pub struct IndexOptions {
     pub base_url: String,
     /// URL for JSONL records without one, `{id}` standing for the record's id.
     pub url_template: Option<String>,
-    /// Folder with the browser UI to copy into the output.
-    pub ui: Option<PathBuf>,
+    /// The browser UI to write beside the index (`None`: the index alone).
+    pub ui: Option<crate::ui::UiSource>,
     /// Embed on the GPU when there is one.
     pub gpu: bool,
     /// The embedding cache file (`None`: embed everything, write no cache).
     pub cache: Option<PathBuf>,
 }
 
+/// Cairn's cache folder: $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CAIRN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cairn")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn")))
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn"))
+}
+
+/// The bundle `cairn index` uses without `--model`.
+pub const DEFAULT_BUNDLE: &str = "all-minilm-l6-v2-q4_mix.gguf";
+
+/// Where the default bundle may be: beside the installed binary (`make install` puts it in
+/// PREFIX/share/cairn/), then the cache folder's models/.
+pub fn default_model_places() -> Vec<PathBuf> {
+    let mut places = Vec::new();
+    if let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.canonicalize().ok()?.parent()?.parent()?.to_path_buf()))
+    {
+        places.push(prefix.join("share/cairn").join(DEFAULT_BUNDLE));
+    }
+    places.push(cache_dir().join("models").join(DEFAULT_BUNDLE));
+    places
+}
+
 /// The default embedding cache of an output folder: one file per folder (named by its
 /// absolute path's hash) in the user's cache directory, never inside the deployed folder.
 pub fn default_cache_path(out: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
-    let dir = std::env::var_os("CAIRN_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cairn")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn")))
-        .unwrap_or_else(|| std::env::temp_dir().join("cairn"));
+    let dir = cache_dir();
     let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
     let h = Sha256::digest(abs.to_string_lossy().as_bytes());
     let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -105,15 +127,6 @@ fn save_cache(path: &Path, cache: &EmbeddingCache) -> Result<()> {
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
-
-/// Files of the browser UI copied by `--ui`.
-const UI_FILES: &[&str] = &[
-    "cairn-search.js",
-    "cairn-worker.js",
-    "cairn.js",
-    "cairn_bg.wasm",
-    "cairn_relaxed_bg.wasm",
-];
 
 pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> Result<()> {
     let started = Instant::now();
@@ -230,6 +243,12 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     let model_name = hashed_name("model", "gguf", &model_bytes);
     std::fs::write(out.join(&index_name), &bytes)?;
     std::fs::write(out.join(&model_name), &model_bytes)?;
+    // The UI before the manifest: the manifest, written last, names only files present.
+    // Without a UI to write, an earlier build's UI in the folder stays, and stays named.
+    let engine = match &opts.ui {
+        Some(ui) => Some(crate::ui::write(out, ui)?),
+        None => previous_engine(out),
+    };
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         index: index_name.clone(),
@@ -244,6 +263,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         index_format: cairn::index::format::FORMAT_VERSION,
         bundle_format: enc.bundle_format(),
         writer: Manifest::writer_name(),
+        engine,
     };
     std::fs::write(
         out.join(MANIFEST_NAME),
@@ -271,20 +291,21 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         "model",
         model_bytes.len()
     );
-    if let Some(ui) = &opts.ui {
-        for f in UI_FILES {
-            let from = ui.join(f);
-            std::fs::copy(&from, out.join(f)).with_context(|| {
-                format!("copying {} (build the UI with `make wasm`)", from.display())
-            })?;
-        }
-        eprintln!("copied the browser UI from {}", ui.display());
-    }
     eprintln!(
         "wrote {} ({index_name}, {model_name})",
         out.join(MANIFEST_NAME).display()
     );
     Ok(())
+}
+
+/// The engine an earlier manifest of `out` names, when its files are all still there.
+fn previous_engine(out: &Path) -> Option<cairn::index::manifest::EngineFiles> {
+    let e = Manifest::read(out).ok()?.engine?;
+    let present = [Some(&e.js), Some(&e.wasm), e.relaxed_wasm.as_ref()]
+        .into_iter()
+        .flatten()
+        .all(|n| out.join(n).is_file());
+    present.then_some(e)
 }
 
 /// Percent-encodes what may not stand in a URL (ids become parts of links).
