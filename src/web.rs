@@ -198,6 +198,9 @@ pub struct Engine {
     encoder: Option<Rc<Encoder>>,
     /// Set by `initGpu` (an async call, hence the cell); read by the async search calls.
     gpu: Rc<RefCell<Option<Rc<gpu::State>>>>,
+    /// The bundle's bytes, kept by `loadModel(bytes, true)` for the next `initGpu`, so they
+    /// cross into wasm once.
+    gpu_bundle: Option<Vec<u8>>,
     /// Bumped by every `loadIndex` and `loadModel`: a GPU set-up that started before one
     /// of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
@@ -232,6 +235,7 @@ impl Engine {
             index: None,
             encoder: None,
             gpu: Rc::new(RefCell::new(None)),
+            gpu_bundle: None,
             generation: Rc::new(Cell::new(0)),
         }
     }
@@ -255,6 +259,7 @@ impl Engine {
         if let Some(enc) = &self.encoder {
             if index.check_model(enc.fingerprint()).is_err() {
                 self.encoder = None;
+                self.gpu_bundle = None;
             }
         }
         let m = index.meta();
@@ -272,14 +277,21 @@ impl Engine {
     }
 
     /// Loads the model bundle (`model.<hash>.gguf`). Refused, with both fingerprints named,
-    /// if the loaded index was built with another model.
+    /// if the loaded index was built with another model. With `keepForGpu` the engine keeps
+    /// the bytes for the next `initGpu` (which releases them), so they need not cross again.
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, bytes: &[u8]) -> Result<(), JsError> {
-        let enc = Encoder::from_bytes(bytes).map_err(js_err)?;
+    pub fn load_model(
+        &mut self,
+        bytes: Vec<u8>,
+        keep_for_gpu: Option<bool>,
+    ) -> Result<(), JsError> {
+        self.gpu_bundle = None;
+        let enc = Encoder::from_bytes(&bytes).map_err(js_err)?;
         if let Some(index) = &self.index {
             index.check_model(enc.fingerprint()).map_err(js_err)?;
         }
         self.encoder = Some(Rc::new(enc));
+        self.gpu_bundle = keep_for_gpu.unwrap_or(false).then_some(bytes);
         self.gpu.replace(None);
         self.generation.set(self.generation.get() + 1);
         Ok(())
@@ -380,7 +392,7 @@ impl Engine {
     }
 
     /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
-    /// from the bundle's bytes (the same bytes `loadModel` took) and the GPU scorer for the
+    /// from the bundle's bytes (kept by `loadModel(bytes, true)`, released here) and the GPU scorer for the
     /// loaded index, then calibrates: the same sample queries, a batch of the index's
     /// passages and the dense scan run on both paths; the GPU is refused if its vectors
     /// (cosine < 0.999) or its ranking differ from the CPU's, and otherwise each workload
@@ -390,8 +402,9 @@ impl Engine {
     /// scanBackend, minCosine, query: { cpuMs, gpuMs }, batch, scan, reason }`; never
     /// rejects for a missing or failing GPU (the reason says why the CPU stays).
     #[wasm_bindgen(js_name = initGpu)]
-    pub fn init_gpu(&self, bundle: Vec<u8>, preference: String) -> js_sys::Promise {
+    pub fn init_gpu(&mut self, preference: String) -> js_sys::Promise {
         let (index, encoder, slot) = (self.index.clone(), self.encoder.clone(), self.gpu.clone());
+        let bundle = self.gpu_bundle.take();
         let generation = self.generation.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let report = gpu::init(index, encoder, bundle, &preference, slot, generation).await;
@@ -527,28 +540,17 @@ mod gpu {
         }
     }
 
+    /// The engine's GPU session ([`crate::gpu::GpuSession`]), or its stand-in.
     #[cfg(feature = "gpu")]
-    pub struct State {
-        /// The index the scorer was built from: a search of any other index stays on the CPU.
-        index: Rc<Index>,
-        encoder: crate::gpu::GpuEncoder,
-        scorer: Option<crate::gpu::GpuScorer>,
-        calibration: crate::gpu::Calibration,
-    }
+    pub type State = crate::gpu::GpuSession;
 
     #[cfg(not(feature = "gpu"))]
     pub struct State;
 
+    #[cfg(not(feature = "gpu"))]
     impl State {
         pub fn query_on_gpu(&self) -> bool {
-            #[cfg(feature = "gpu")]
-            {
-                self.calibration.query_backend == crate::gpu::Backend::Gpu
-            }
-            #[cfg(not(feature = "gpu"))]
-            {
-                false
-            }
+            false
         }
     }
 
@@ -567,7 +569,7 @@ mod gpu {
     pub async fn init(
         _: Option<Rc<Index>>,
         _: Option<Rc<Encoder>>,
-        _: Vec<u8>,
+        _: Option<Vec<u8>>,
         _: &str,
         _: Rc<RefCell<Option<Rc<State>>>>,
         _: Rc<Cell<u64>>,
@@ -575,18 +577,18 @@ mod gpu {
         Report::unavailable("this build of the engine has no WebGPU support")
     }
 
+    /// Builds a [`crate::gpu::GpuSession`] and installs it in `slot` when it was accepted
+    /// and neither the index nor the model changed while it was built (`generation`).
     #[cfg(feature = "gpu")]
     pub async fn init(
         index: Option<Rc<Index>>,
         encoder: Option<Rc<Encoder>>,
-        bundle: Vec<u8>,
+        bundle: Option<Vec<u8>>,
         preference: &str,
         slot: Rc<RefCell<Option<Rc<State>>>>,
         generation: Rc<Cell<u64>>,
     ) -> Report {
-        use crate::gpu::{
-            calibrate, now_ms, Backend, GpuContext, GpuEncoder, GpuScorer, Preference,
-        };
+        use crate::gpu::{now_ms, Backend, GpuContext, GpuSession, Preference};
         let started = generation.get();
         let preference = match preference {
             "webgpu" | "gpu" => Preference::Gpu,
@@ -595,6 +597,12 @@ mod gpu {
         let (Some(index), Some(encoder)) = (index, encoder) else {
             return Report::unavailable("load the index and the model before WebGPU");
         };
+        let Some(bundle) = bundle else {
+            return Report::unavailable(
+                "initGpu needs the model's bytes: call loadModel(bytes, true) before it (they \
+                 are kept for one initGpu)",
+            );
+        };
         let ctx = match GpuContext::new().await {
             Ok(Some(ctx)) => ctx,
             Ok(None) => {
@@ -602,50 +610,17 @@ mod gpu {
             }
             Err(e) => return Report::unavailable(format!("WebGPU could not start: {e}")),
         };
-        let adapter = ctx.describe();
-        let failed = |what: &str, e: crate::Error| {
-            let mut r = Report::unavailable(format!("WebGPU {what} failed: {e}"));
-            r.available = true;
-            r
-        };
-        let gpu = match GpuEncoder::new(&ctx, &bundle) {
-            Ok(g) => g,
-            Err(e) => return failed("encoder setup", e),
-        };
+        let built = GpuSession::build(&ctx, index, &encoder, &bundle, preference, &now_ms).await;
         drop(bundle);
-        let view = index.dense();
-        let scorer = if view.is_empty() {
-            None
-        } else {
-            match GpuScorer::new(&ctx, &view) {
-                Ok(s) => Some(s),
-                Err(e) => return failed("scorer setup", e),
+        let session = match built {
+            Ok(s) => s,
+            Err(e) => {
+                let mut r = Report::unavailable(format!("WebGPU set-up failed: {e}"));
+                r.available = true;
+                return r;
             }
         };
-        // A small batch of the index's own passages (cut to about 64 tokens: software
-        // adapters take seconds for long batches, and the choice only needs a rate).
-        let passages: Vec<String> = index
-            .passages()
-            .iter()
-            .take(8)
-            .map(|p| {
-                let text = p.indexed_text();
-                text.split_whitespace()
-                    .take(48)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        let mut sample: Vec<&str> = passages.iter().map(String::as_str).collect();
-        if sample.is_empty() {
-            sample = crate::gpu::choose::SAMPLE_QUERIES.to_vec();
-        }
-        let scan = scorer.as_ref().map(|s| (s, &view));
-        let mut calibration =
-            match calibrate(&encoder, &gpu, scan, &sample, preference, adapter, &now_ms).await {
-                Ok(c) => c,
-                Err(e) => return failed("calibration", e),
-            };
+        let mut calibration = session.calibration().clone();
         if generation.get() != started {
             // `loadIndex` or `loadModel` ran while this awaited the GPU: what was built here
             // is for the old files, and must not reach their successors.
@@ -662,12 +637,7 @@ mod gpu {
             calibration: Some(calibration.clone()),
         };
         if calibration.accepted {
-            slot.replace(Some(Rc::new(State {
-                index,
-                encoder: gpu,
-                scorer,
-                calibration,
-            })));
+            slot.replace(Some(Rc::new(session)));
         }
         report
     }
@@ -685,12 +655,7 @@ mod gpu {
         if on_gpu {
             let state =
                 state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
-            let query = crate::search::truncate_query(query);
-            let tokens = encoder.tokenize(&[query], Role::Query).map_err(js_err)?;
-            let mut v = state.encoder.embed(&tokens).await.map_err(js_err)?;
-            return v
-                .pop()
-                .ok_or_else(|| JsError::new("the GPU returned no vector"));
+            return state.embed_query(&encoder, query).await.map_err(js_err);
         }
         #[cfg(not(feature = "gpu"))]
         if on_gpu {
@@ -725,26 +690,15 @@ mod gpu {
     ) -> Result<Option<Vec<(u32, f32)>>, JsError> {
         #[cfg(feature = "gpu")]
         {
-            let chosen = state
-                .as_ref()
-                .is_some_and(|s| s.calibration.scan_backend == crate::gpu::Backend::Gpu);
+            let chosen = state.as_ref().is_some_and(|s| s.scan_on_gpu());
             if !wants_gpu(backend, chosen)? {
                 return Ok(None);
             }
             let state =
                 state.ok_or_else(|| JsError::new("the WebGPU path is not set up (initGpu)"))?;
-            if !std::ptr::eq(state.index.as_ref(), index) {
-                // Set up for another index (the search began before a `loadIndex`).
-                return Ok(None);
-            }
-            match &state.scorer {
-                Some(s) => Ok(Some(
-                    s.search(&index.dense(), vector, depth)
-                        .await
-                        .map_err(js_err)?,
-                )),
-                None => Ok(None),
-            }
+            // `None` for a session built for another index (the search began before a
+            // `loadIndex`): the CPU ranks it.
+            state.scan(index, vector, depth).await.map_err(js_err)
         }
         #[cfg(not(feature = "gpu"))]
         {

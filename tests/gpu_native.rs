@@ -327,3 +327,67 @@ fn scorer_handles_100k_vectors() {
         ctx.describe()
     );
 }
+
+/// The engine's GPU session (`GpuSession`, what `initGpu` builds in the browser): built for
+/// one index from the bytes the CPU encoder was loaded from, it embeds as the CPU does, scans
+/// as the CPU ranks, and never scans an index it was not built for.
+#[test]
+fn session_serves_only_its_own_index() {
+    use cairn::gpu::{now_ms, GpuSession, Preference};
+    use cairn::index::{build_index, Index, Passage};
+    use std::rc::Rc;
+    let Some(ctx) = context("session_serves_only_its_own_index") else {
+        return;
+    };
+    let bytes = read_model_file("all-minilm-l6-v2-q4_mix.gguf");
+    let cpu = Encoder::from_bytes(&bytes).unwrap();
+    let texts = sentences();
+    let passages: Vec<Passage> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Passage {
+            id: format!("p{i}"),
+            url: format!("/p{i}.html"),
+            anchor: String::new(),
+            title: format!("Passage {i}"),
+            heading: String::new(),
+            text: t.clone(),
+        })
+        .collect();
+    let vectors = cpu.embed(&texts, Role::Document).unwrap();
+    let built = build_index(&passages, &vectors, cpu.fingerprint(), &cpu.config().name).unwrap();
+    let index = Rc::new(Index::from_bytes(built.clone()).unwrap());
+    let session = pollster::block_on(GpuSession::build(
+        &ctx,
+        index.clone(),
+        &cpu,
+        &bytes,
+        Preference::Gpu,
+        &now_ms,
+    ))
+    .unwrap();
+    let c = session.calibration();
+    assert!(c.accepted, "{}", c.reason);
+    assert!(session.query_on_gpu() && session.scan_on_gpu());
+    assert!(session.serves(&index));
+
+    let query = "a question about the weather tomorrow";
+    let gpu_vector = pollster::block_on(session.embed_query(&cpu, query)).unwrap();
+    let cpu_vector = cpu.embed_query(query).unwrap();
+    assert!(cosine(&gpu_vector, &cpu_vector) >= 0.999);
+
+    let k = 5;
+    let ids = |hits: &[(u32, f32)]| hits.iter().take(k).map(|h| h.0).collect::<Vec<_>>();
+    let on_gpu = pollster::block_on(session.scan(&index, &cpu_vector, k))
+        .unwrap()
+        .expect("its own index is scanned on the GPU");
+    let on_cpu = index.dense().search(&cpu_vector, k).unwrap();
+    assert_eq!(ids(&on_gpu), ids(&on_cpu));
+
+    // The same bytes loaded again are another index (as after a `loadIndex`): not scanned.
+    let other = Index::from_bytes(built).unwrap();
+    assert!(!session.serves(&other));
+    assert!(pollster::block_on(session.scan(&other, &cpu_vector, k))
+        .unwrap()
+        .is_none());
+}

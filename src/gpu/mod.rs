@@ -40,6 +40,7 @@
 pub mod choose;
 mod encoder;
 mod scorer;
+mod session;
 mod weights;
 
 use std::future::Future;
@@ -52,6 +53,7 @@ pub use crate::clock::now_ms;
 pub use choose::{calibrate, Backend, Calibration, Preference};
 pub use encoder::{GpuEncoder, MAX_SEQ_LEN, MAX_TOKENS};
 pub use scorer::{GpuScorer, RESCORE_MARGIN};
+pub use session::GpuSession;
 
 use crate::{Error, Result};
 

@@ -212,7 +212,7 @@ function readyDetail() {
 
 // WebGPU, when the browser has it and the page did not ask for the CPU: calibrated against
 // the CPU in the engine (refused if its results differ, else the faster path per workload).
-async function setUpGpu(bundle) {
+async function setUpGpu() {
   if (backendPref === 'cpu') {
     gpuReport = { available: false, reason: 'the CPU was asked for (backend=cpu)' };
     return;
@@ -222,7 +222,7 @@ async function setUpGpu(bundle) {
     return;
   }
   try {
-    gpuReport = await engine.initGpu(bundle, backendPref);
+    gpuReport = await engine.initGpu(backendPref);
   } catch (e) {
     gpuReport = { available: false, reason: `WebGPU failed: ${e.message}` };
   }
@@ -230,20 +230,17 @@ async function setUpGpu(bundle) {
 
 async function loadModel() {
   modelState = 'loading';
+  // Where WebGPU may be set up, the engine keeps the bundle's bytes for it (one crossing).
+  const forGpu = backendPref !== 'cpu' && Boolean(self.navigator?.gpu);
   try {
-    let bundle = null;
-    await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => {
-      engine.loadModel(bytes);
-      bundle = bytes;
-    });
+    await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => engine.loadModel(bytes, forGpu));
     modelState = 'ready';
     state('ready', 'Ready', readyDetail());
     // Upgrade what is on screen to hybrid results.
     if (lastQuery && !pending) pending = lastQuery;
     schedule();
     pruneCache();
-    await setUpGpu(bundle);
-    bundle = null;
+    await setUpGpu();
     state('ready', 'Ready', readyDetail());
   } catch (e) {
     modelState = 'failed';
