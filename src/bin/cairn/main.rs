@@ -10,7 +10,9 @@ use cairn::model::convert::{convert_folder, ConvertOptions};
 use cairn::{Encoder, Mode, Quant, Role};
 
 mod bench;
-mod site;
+mod eval;
+mod index;
+mod search;
 mod ui;
 
 #[derive(Parser)]
@@ -339,12 +341,12 @@ fn main() -> Result<()> {
                 }
             };
             let source = match (site, jsonl, markdown) {
-                (Some(d), None, None) => site::Source::Site(d),
-                (None, Some(f), None) => site::Source::Jsonl(f),
-                (None, None, Some(d)) => site::Source::Markdown(d),
+                (Some(d), None, None) => index::Source::Site(d),
+                (None, Some(f), None) => index::Source::Jsonl(f),
+                (None, None, Some(d)) => index::Source::Markdown(d),
                 _ => bail!("give exactly one of --site, --jsonl or --markdown"),
             };
-            let opts = site::IndexOptions {
+            let opts = index::IndexOptions {
                 overlap,
                 base_url,
                 url_template,
@@ -353,10 +355,10 @@ fn main() -> Result<()> {
                 cache: if no_cache {
                     None
                 } else {
-                    Some(cache.unwrap_or_else(|| site::default_cache_path(&out)))
+                    Some(cache.unwrap_or_else(|| index::default_cache_path(&out)))
                 },
             };
-            site::index(&model, source, &out, &opts)?;
+            index::index(&model, source, &out, &opts)?;
         }
         Command::Search {
             index,
@@ -364,7 +366,7 @@ fn main() -> Result<()> {
             k,
             json,
             query,
-        } => site::search(&index, &query, k, mode, json)?,
+        } => search::search(&index, &query, k, mode, json)?,
         Command::Eval {
             index,
             queries,
@@ -382,7 +384,7 @@ fn main() -> Result<()> {
                 dense_weight: d.dense_weight,
                 depth: depth.unwrap_or(d.depth),
             };
-            site::eval(&index, &queries, &qrels, mode, json, fusion)?
+            eval::eval(&index, &queries, &qrels, mode, json, fusion)?
         }
         Command::Bench { command } => match command {
             BenchCommand::Encode {
@@ -410,7 +412,7 @@ static LONG_VERSION: std::sync::LazyLock<String> =
 
 /// The default bundle for `cairn index`, or one line on how to get one.
 fn default_model() -> Result<PathBuf> {
-    let places = site::default_model_places();
+    let places = index::default_model_places();
     if let Some(found) = places.iter().find(|p| p.is_file()) {
         eprintln!("model: {}", found.display());
         return Ok(found.clone());
@@ -419,7 +421,7 @@ fn default_model() -> Result<PathBuf> {
     bail!(
         "no model bundle: pass --model FILE, or run `make install` (it installs {} as the \
          default); looked in {}",
-        site::DEFAULT_BUNDLE,
+        index::DEFAULT_BUNDLE,
         looked.join(", ")
     )
 }
