@@ -345,6 +345,11 @@ fn round_rows(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f3
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
+            if k == blocks * BLOCK {
+                // SAFETY: the CPU has AVX-512F (checked just above); whole blocks only.
+                unsafe { x86::round_rows_avx512(x, q, scales) };
+                return;
+            }
             #[target_feature(enable = "avx512f")]
             unsafe fn wide512(
                 x: &[f32],

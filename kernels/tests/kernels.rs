@@ -268,13 +268,20 @@ fn gguf_blocks_pack_exactly() {
     assert_eq!(w.value(0, 5), -127);
 }
 
-/// Activation rounding (SIMD code in the wasm builds) against a plain computation of its
-/// definition: scale `max|x| / 127` per block (NaN ignored), values rounded half to even and
-/// clamped to [-127, 127], NaN to 0; ties, zeros, infinities and a short last block.
+/// Activation rounding (SIMD code in the wasm builds and for AVX-512) against a plain
+/// computation of its definition: scale `max|x| / 127` per block (NaN ignored), values rounded
+/// half to even and clamped to [-127, 127], NaN to 0; ties, zeros, infinities, a short last
+/// block, and rows of whole blocks (the AVX-512 path: 17 blocks a row, so a group of sixteen
+/// blocks spans rows).
 #[test]
 fn rounding_matches_its_definition() {
+    for k in [32 * 5 + 7, 32 * 17, 32] {
+        rounding_matches_its_definition_for(k);
+    }
+}
+
+fn rounding_matches_its_definition_for(k: usize) {
     let mut rng = Rng(3);
-    let k = 32 * 5 + 7;
     let mut x = data(3 * k, Fill::Outliers, &mut rng);
     // Row 0, block 0: exact ties (scale 1), then the rest of the block.
     for (i, v) in [127.0, 0.5, 1.5, 2.5, -0.5, -2.5, -126.5, 126.5, -0.0]
@@ -283,10 +290,14 @@ fn rounding_matches_its_definition() {
     {
         x[i] = *v;
     }
-    // Block 1 all zero; block 2 holds a NaN; block 3 an infinity.
-    x[32..64].iter_mut().for_each(|v| *v = 0.0);
+    // Block 1 all zero; block 2 holds a NaN; block 3 an infinity (wherever those are).
+    let n = x.len();
+    x[32..64.min(n)].iter_mut().for_each(|v| *v = 0.0);
     x[70] = f32::NAN;
-    x[100] = f32::INFINITY;
+    if n > 100 {
+        x[100] = f32::INFINITY;
+    }
+    x[n - 1] = f32::NEG_INFINITY;
     let mut rows = QuantizedRows::new(Kernel::best());
     rows.quantize(Kernel::best(), &x, 3, k).unwrap();
     for (r, row) in x.chunks(k).enumerate() {
@@ -295,7 +306,11 @@ fn rounding_matches_its_definition() {
                 .iter()
                 .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
             let d = amax / 127.0;
-            assert_eq!(rows.scale(r, b).to_bits(), d.to_bits(), "row {r} block {b}");
+            assert_eq!(
+                rows.scale(r, b).to_bits(),
+                d.to_bits(),
+                "k {k} row {r} block {b}"
+            );
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
             for (i, v) in block.iter().enumerate() {
                 let t = (v * id).clamp(-127.0, 127.0).round_ties_even();
@@ -303,7 +318,7 @@ fn rounding_matches_its_definition() {
                 assert_eq!(
                     rows.value(r, b * BLOCK + i),
                     want,
-                    "row {r} block {b} value {i} ({v})"
+                    "k {k} row {r} block {b} value {i} ({v})"
                 );
             }
         }

@@ -583,7 +583,6 @@ impl Layer {
             &mut v[..m * h],
             &mut ctx[..m * h],
         );
-        let up = &mut up[..m * inter];
         // q, k and v share one rounding of their input.
         rows.quantize(kernel, x, m, h)?;
         kernels::gemm(rows, wq, Some(&self.q.bias_values), q)?;
@@ -594,12 +593,22 @@ impl Layer {
         rows.quantize(kernel, ctx, m, h)?;
         kernels::gemm(rows, wo, Some(&self.out.bias_values), q)?;
         self.out_norm.add_norm(q, x);
-        // Feed-forward: up with its activation fused, down into k, residual and norm.
-        rows.quantize(kernel, q, m, h)?;
-        kernels::gemm(rows, wu, Some(&self.up.bias_values), up)?;
-        // The activation applied to each range of rows just before it is rounded.
-        rows.quantize_mapped(kernel, up, m, inter, activation_fn(self.activation))?;
-        kernels::gemm(rows, wd, Some(&self.down.bias_values), k)?;
+        // Feed-forward, FFN_ROWS rows at a time so the wide intermediate rows stay in cache:
+        // up, its activation applied just before it is rounded, down into k. Every row's
+        // arithmetic is the same however the rows are grouped.
+        for r0 in (0..m).step_by(FFN_ROWS) {
+            let n = (m - r0).min(FFN_ROWS);
+            let up = &mut up[..n * inter];
+            rows.quantize(kernel, &q[r0 * h..(r0 + n) * h], n, h)?;
+            kernels::gemm(rows, wu, Some(&self.up.bias_values), up)?;
+            rows.quantize_mapped(kernel, up, n, inter, activation_fn(self.activation))?;
+            kernels::gemm(
+                rows,
+                wd,
+                Some(&self.down.bias_values),
+                &mut k[r0 * h..(r0 + n) * h],
+            )?;
+        }
         self.ffn_norm.add_norm(k, q);
         x.copy_from_slice(k);
         Ok(())
@@ -641,14 +650,36 @@ impl Workspace {
                 b.resize(m * h, 0.0);
             }
         }
-        if self.up.len() < m * inter {
-            self.up.resize(m * inter, 0.0);
+        if self.up.len() < m.min(FFN_ROWS) * inter {
+            self.up.resize(m.min(FFN_ROWS) * inter, 0.0);
         }
     }
 }
 
-thread_local! {
-    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+/// Rows of the feed-forward's intermediate activations at a time (1,536 values each for
+/// MiniLM: 64 rows are 393 KB of f32).
+const FFN_ROWS: usize = 64;
+
+/// Rows per group of texts that go through all the layers together: a group's buffers stay
+/// in the core's cache from one layer to the next (a whole batch of 32 long texts is 8,192
+/// rows, 50 MB of intermediate activations, which would stream from memory several times
+/// per layer). A text longer than this is a group of its own.
+const GROUP_ROWS: usize = 128;
+
+/// Workspaces not in use, reused by every call after the first (one per group running at
+/// once). A pool rather than one per thread: natively a thread waiting inside one group's
+/// parallel kernels may run another group's work meanwhile.
+static WORKSPACES: std::sync::Mutex<Vec<Workspace>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` with a workspace from the pool, returning it after.
+fn with_workspace<T>(f: impl FnOnce(&mut Workspace) -> T) -> T {
+    let taken = WORKSPACES.lock().ok().and_then(|mut pool| pool.pop());
+    let mut ws = taken.unwrap_or_default();
+    let out = f(&mut ws);
+    if let Ok(mut pool) = WORKSPACES.lock() {
+        pool.push(ws);
+    }
+    out
 }
 
 /// Scaled dot-product attention for every text and head, softmax in place, padded keys
@@ -993,23 +1024,47 @@ impl Bert {
 
     fn forward_packed(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (batch, seq) = ids.dims2()?;
-        let shape = Shape { batch, seq };
         let x0 = self.embeddings.forward(ids, type_ids)?;
         let h = x0.dim(2)?;
-        let x0 = x0.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = x0.flatten_all()?.to_vec1::<f32>()?;
         let keep = mask.flatten_all()?.to_vec1::<u32>()?;
-        let out = WORKSPACE.with(|ws| -> Result<Vec<f32>> {
-            let mut ws = ws.borrow_mut();
-            let n = x0.len();
-            if ws.x.len() < n {
-                ws.x.resize(n, 0.0);
-            }
-            ws.x[..n].copy_from_slice(&x0);
-            for layer in &self.layers {
-                layer.forward_packed(&mut ws, shape, &keep)?;
-            }
-            Ok(ws.x[..n].to_vec())
-        })?;
+        if out.is_empty() {
+            return Ok(Tensor::from_vec(out, (batch, seq, h), ids.device())?);
+        }
+        // The batch in groups of texts, each through every layer in its own workspace.
+        let texts = (GROUP_ROWS / seq).clamp(1, batch);
+        let group = |xs: &mut [f32], keep: &[u32]| -> Result<()> {
+            let shape = Shape {
+                batch: keep.len() / seq,
+                seq,
+            };
+            with_workspace(|ws| {
+                let n = xs.len();
+                if ws.x.len() < n {
+                    ws.x.resize(n, 0.0);
+                }
+                ws.x[..n].copy_from_slice(xs);
+                for layer in &self.layers {
+                    layer.forward_packed(ws, shape, keep)?;
+                }
+                xs.copy_from_slice(&ws.x[..n]);
+                Ok(())
+            })
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if batch > texts && rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            out.par_chunks_mut(texts * seq * h)
+                .zip(keep.par_chunks(texts * seq))
+                .try_for_each(|(xs, ks)| group(xs, ks))?;
+            return Ok(Tensor::from_vec(out, (batch, seq, h), ids.device())?);
+        }
+        for (xs, ks) in out
+            .chunks_mut(texts * seq * h)
+            .zip(keep.chunks(texts * seq))
+        {
+            group(xs, ks)?;
+        }
         Ok(Tensor::from_vec(out, (batch, seq, h), ids.device())?)
     }
 }
