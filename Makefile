@@ -122,10 +122,10 @@ test-arm: tools
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
 		$(CARGO) test -p cairn-kernels --target $(ARM)
 
-# The engine's parity in Chromium, and the kernel sweep in both wasm builds (SIMD128 and
-# relaxed SIMD) against the scalar reference.
+# The engine's parity in Chromium, the hostile-file property tests on a 32-bit target, and
+# the kernel sweep in both wasm builds (SIMD128 and relaxed SIMD) against the scalar reference.
 test-wasm: model
-	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown --test wasm_parity
+	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown --test wasm_parity --test hostile_files
 	$(WASM_TEST_ENV) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels
 	$(WASM_TEST_ENV) $(RELAXED) $(CARGO) test --target wasm32-unknown-unknown -p cairn-kernels \
 		$(RELAXED_DIR)

@@ -2,9 +2,17 @@
 //! manifests, HTML pages and query strings. Truncated at every offset or with bytes flipped
 //! at random, each input gives a typed error (or, where the bytes still form a valid file, a
 //! working one), never a panic: in the browser a panic is a trapped module.
-#![cfg(not(target_arch = "wasm32"))]
+//!
+//! The same tests run natively and on wasm32 in Chromium (`make test-wasm`): every size read
+//! from a file is checked against a 32-bit `usize` there, where an unchecked product wraps.
 
 mod common;
+
+// On wasm32, `#[test]` (the proptest blocks' too) is wasm-bindgen-test's.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 use std::sync::OnceLock;
 
@@ -37,6 +45,17 @@ fn index_bytes() -> &'static (Vec<u8>, Encoder) {
         let bytes = build_index(&passages, &vectors, enc.fingerprint(), "tiny").unwrap();
         (bytes, enc)
     })
+}
+
+/// 256 cases each; natively, failures are kept in `hostile_files.proptest-regressions`
+/// (wasm has no files).
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        #[cfg(target_arch = "wasm32")]
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn bundle() -> &'static Vec<u8> {
@@ -119,7 +138,7 @@ fn bundle_header_truncated_at_every_offset_is_a_typed_error() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// Flipped bytes fail the checksum.
     #[test]
@@ -211,7 +230,7 @@ mod html {
     use scraper::Html;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+        #![proptest_config(config())]
 
         /// Arbitrary markup-ish text: the ingester returns text sections or skips the page.
         #[test]

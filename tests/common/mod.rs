@@ -60,16 +60,20 @@ pub fn tiny_config() -> ModelConfig {
     }
 }
 
+/// The real tokenizer (`make model` fetches it; compiled into the wasm tests, which have no
+/// files).
 pub fn tokenizer_json() -> String {
-    let raw = read_model_file("src/all-MiniLM-L6-v2/tokenizer.json");
-    String::from_utf8(raw).unwrap()
+    #[cfg(target_arch = "wasm32")]
+    return include_str!("../../models/src/all-MiniLM-L6-v2/tokenizer.json").to_string();
+    #[cfg(not(target_arch = "wasm32"))]
+    String::from_utf8(read_model_file("src/all-MiniLM-L6-v2/tokenizer.json")).unwrap()
 }
 
-/// Deterministic small weights of the given shape.
+/// Deterministic small weights of the given shape (the same on 32-bit targets: u64 sums).
 pub fn tensor(shape: &[usize], seed: usize) -> QTensor {
     let n: usize = shape.iter().product();
     let data: Vec<f32> = (0..n)
-        .map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
+        .map(|i| (((i as u64 * 7919 + seed as u64 * 104729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
         .collect();
     let t = Tensor::from_vec(data, shape, &Device::Cpu).unwrap();
     let dtype = if shape.len() == 2 {
