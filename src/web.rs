@@ -198,9 +198,9 @@ pub struct Engine {
     encoder: Option<Rc<Encoder>>,
     /// Set by `initGpu` (an async call, hence the cell); read by the async search calls.
     gpu: Rc<RefCell<Option<Rc<gpu::State>>>>,
-    /// The bundle's bytes, kept by `loadModel(bytes, true)` for the next `initGpu`, so they
-    /// cross into wasm once.
-    gpu_bundle: Option<Vec<u8>>,
+    /// The bundle `loadModel(bytes, true)` read (a copy; the CPU encoder took the original's
+    /// tensors), kept for the next `initGpu`: the bytes cross into wasm and are checked once.
+    gpu_bundle: Option<crate::model::gguf::Bundle>,
     /// Bumped by every `loadIndex` and `loadModel`: a GPU set-up that started before one
     /// of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
@@ -277,8 +277,9 @@ impl Engine {
     }
 
     /// Loads the model bundle (`model.<hash>.gguf`). Refused, with both fingerprints named,
-    /// if the loaded index was built with another model. With `keepForGpu` the engine keeps
-    /// the bytes for the next `initGpu` (which releases them), so they need not cross again.
+    /// if the loaded index was built with another model. With `keepForGpu` the engine keeps a
+    /// copy of the bundle it read for the next `initGpu` (which releases it), so the bytes
+    /// need not cross again nor be parsed and hashed a second time.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(
         &mut self,
@@ -286,12 +287,19 @@ impl Engine {
         keep_for_gpu: Option<bool>,
     ) -> Result<(), JsError> {
         self.gpu_bundle = None;
-        let enc = Encoder::from_bytes(&bytes).map_err(js_err)?;
+        // Read once: the CPU encoder takes the bundle's tensors, a copy is kept for the GPU.
+        let bundle = crate::model::gguf::read_bundle(&bytes).map_err(js_err)?;
+        drop(bytes);
         if let Some(index) = &self.index {
-            index.check_model(enc.fingerprint()).map_err(js_err)?;
+            index.check_model(&bundle.fingerprint).map_err(js_err)?;
         }
+        let kept = match keep_for_gpu.unwrap_or(false) {
+            true => Some(bundle.duplicate().map_err(js_err)?),
+            false => None,
+        };
+        let enc = Encoder::from_bundle(bundle).map_err(js_err)?;
         self.encoder = Some(Rc::new(enc));
-        self.gpu_bundle = keep_for_gpu.unwrap_or(false).then_some(bytes);
+        self.gpu_bundle = kept;
         self.gpu.replace(None);
         self.generation.set(self.generation.get() + 1);
         Ok(())
@@ -392,7 +400,7 @@ impl Engine {
     }
 
     /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
-    /// from the bundle's bytes (kept by `loadModel(bytes, true)`, released here) and the GPU scorer for the
+    /// from the bundle `loadModel(bytes, true)` kept (released here) and the GPU scorer for the
     /// loaded index, then calibrates: the same sample queries, a batch of the index's
     /// passages and the dense scan run on both paths; the GPU is refused if its vectors
     /// (cosine < 0.999) or its ranking differ from the CPU's, and otherwise each workload
@@ -569,7 +577,7 @@ mod gpu {
     pub async fn init(
         _: Option<Rc<Index>>,
         _: Option<Rc<Encoder>>,
-        _: Option<Vec<u8>>,
+        _: Option<crate::model::gguf::Bundle>,
         _: &str,
         _: Rc<RefCell<Option<Rc<State>>>>,
         _: Rc<Cell<u64>>,
@@ -583,7 +591,7 @@ mod gpu {
     pub async fn init(
         index: Option<Rc<Index>>,
         encoder: Option<Rc<Encoder>>,
-        bundle: Option<Vec<u8>>,
+        bundle: Option<crate::model::gguf::Bundle>,
         preference: &str,
         slot: Rc<RefCell<Option<Rc<State>>>>,
         generation: Rc<Cell<u64>>,
@@ -599,8 +607,8 @@ mod gpu {
         };
         let Some(bundle) = bundle else {
             return Report::unavailable(
-                "initGpu needs the model's bytes: call loadModel(bytes, true) before it (they \
-                 are kept for one initGpu)",
+                "initGpu needs the model: call loadModel(bytes, true) before it (the bundle \
+                 it reads is kept for one initGpu)",
             );
         };
         let ctx = match GpuContext::new().await {
@@ -610,8 +618,7 @@ mod gpu {
             }
             Err(e) => return Report::unavailable(format!("WebGPU could not start: {e}")),
         };
-        let built = GpuSession::build(&ctx, index, &encoder, &bundle, preference, &now_ms).await;
-        drop(bundle);
+        let built = GpuSession::build(&ctx, index, &encoder, bundle, preference, &now_ms).await;
         let session = match built {
             Ok(s) => s,
             Err(e) => {

@@ -63,7 +63,7 @@ fn check_encoder(file: &str) {
     let Some(ctx) = context(file) else { return };
     let bytes = read_model_file(file);
     let cpu = Encoder::from_bytes(&bytes).unwrap();
-    let gpu = GpuEncoder::new(&ctx, &bytes).unwrap();
+    let gpu = GpuEncoder::from_bytes(&ctx, &bytes).unwrap();
     assert_eq!(gpu.dim(), cpu.dim());
     let sentences = sentences();
     let reference = cpu.embed(&sentences, Role::Query).unwrap();
@@ -144,7 +144,7 @@ fn encoder_rejects_bad_batches() {
     };
     let bytes = read_model_file("all-minilm-l6-v2-q4_0.gguf");
     let cpu = Encoder::from_bytes(&bytes).unwrap();
-    let gpu = GpuEncoder::new(&ctx, &bytes).unwrap();
+    let gpu = GpuEncoder::from_bytes(&ctx, &bytes).unwrap();
     let good = cpu.tokenize(&["hello world"], Role::Query).unwrap();
     let mut bad = good.clone();
     bad.ids[1] = 1_000_000;
@@ -158,7 +158,7 @@ fn encoder_rejects_bad_batches() {
     empty.type_ids.clear();
     empty.mask.clear();
     assert!(pollster::block_on(gpu.embed(&empty)).unwrap().is_empty());
-    assert!(GpuEncoder::new(&ctx, b"GGUF but not really").is_err());
+    assert!(GpuEncoder::from_bytes(&ctx, b"GGUF but not really").is_err());
 }
 
 /// Timings on this adapter: one query, a batch of 64 passages. Slow on lavapipe (a batch of
@@ -171,7 +171,7 @@ fn encoder_timings() {
     };
     let bytes = read_model_file("all-minilm-l6-v2-q8_0.gguf");
     let cpu = Encoder::from_bytes(&bytes).unwrap();
-    let gpu = GpuEncoder::new(&ctx, &bytes).unwrap();
+    let gpu = GpuEncoder::from_bytes(&ctx, &bytes).unwrap();
     let query = cpu
         .tokenize(&["how do I share data between threads"], Role::Query)
         .unwrap();
@@ -339,8 +339,11 @@ fn session_serves_only_its_own_index() {
     let Some(ctx) = context("session_serves_only_its_own_index") else {
         return;
     };
+    // One read of the bundle, as the engine's loadModel(bytes, true) does: the CPU encoder
+    // takes a copy, the session the original.
     let bytes = read_model_file("all-minilm-l6-v2-q4_mix.gguf");
-    let cpu = Encoder::from_bytes(&bytes).unwrap();
+    let bundle = cairn::model::gguf::read_bundle(&bytes).unwrap();
+    let cpu = Encoder::from_bundle(bundle.duplicate().unwrap()).unwrap();
     let texts = sentences();
     let passages: Vec<Passage> = texts
         .iter()
@@ -361,7 +364,7 @@ fn session_serves_only_its_own_index() {
         &ctx,
         index.clone(),
         &cpu,
-        &bytes,
+        bundle,
         Preference::Gpu,
         &now_ms,
     ))

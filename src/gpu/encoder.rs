@@ -78,13 +78,18 @@ pub struct GpuEncoder {
 }
 
 impl GpuEncoder {
-    /// Parses and validates the bundle (as [`crate::Encoder::from_bytes`] does), uploads its
-    /// weights and builds the pipelines.
+    /// Parses and validates the bundle (as [`crate::Encoder::from_bytes`] does), then
+    /// [`GpuEncoder::new`].
+    pub fn from_bytes(ctx: &GpuContext, bundle_bytes: &[u8]) -> Result<Self> {
+        Self::new(ctx, gguf::read_bundle(bundle_bytes)?)
+    }
+
+    /// Uploads a bundle's weights (read and checked by [`gguf::read_bundle`]) and builds the
+    /// pipelines.
     ///
     /// Weight matrices and embedding tables in `Q8_0` or `Q4_0` stay in that form on the GPU
     /// (about the bundle's size); other storage types are uploaded as f32.
-    pub fn new(ctx: &GpuContext, bundle_bytes: &[u8]) -> Result<Self> {
-        let bundle = gguf::read_bundle(bundle_bytes)?;
+    pub fn new(ctx: &GpuContext, bundle: gguf::Bundle) -> Result<Self> {
         let config = bundle.config;
         if config.head_dim() > MAX_HEAD_DIM {
             return Err(Error::Gpu(format!(

@@ -23,7 +23,7 @@
 //! ```ignore
 //! // Once per engine (in the browser, inside an async wasm-bindgen function):
 //! let Some(ctx) = GpuContext::new().await? else { /* no WebGPU: stay on the CPU */ };
-//! let gpu = GpuEncoder::new(&ctx, &bundle_bytes)?;      // uploads weights, builds pipelines
+//! let gpu = GpuEncoder::from_bytes(&ctx, &bundle_bytes)?; // uploads weights, builds pipelines
 //! let scorer = GpuScorer::new(&ctx, &index.dense())?;   // uploads codes, rows, scales
 //! // Per query:
 //! let tokens = encoder.tokenize(&[query], Role::Query)?; // CPU tokenizer, same as the CPU path

@@ -35,8 +35,8 @@ fn sample_passages(index: &Index) -> Vec<String> {
 }
 
 impl GpuSession {
-    /// Uploads the model (`bundle`: the bytes `cpu` was loaded from; a different model fails
-    /// the calibration's cosine check) and the index's dense
+    /// Uploads the model (`bundle`: what `cpu` was built from, read once and duplicated; a
+    /// different model fails the calibration's cosine check) and the index's dense
     /// data to the GPU, and calibrates against the CPU. The session is returned whether or
     /// not the GPU was accepted: [`GpuSession::calibration`] says, and why. Errors name the
     /// stage that failed.
@@ -44,7 +44,7 @@ impl GpuSession {
         ctx: &GpuContext,
         index: Rc<Index>,
         cpu: &Encoder,
-        bundle: &[u8],
+        bundle: crate::model::gguf::Bundle,
         preference: Preference,
         now_ms: &dyn Fn() -> f64,
     ) -> Result<GpuSession> {

@@ -58,17 +58,23 @@ impl Encoder {
     /// Loads a bundle written by `cairn model convert`. The bytes are validated (magic,
     /// version, checksum, every tensor's presence and shape) before use.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::load(bytes, None)
+        Self::from_bundle(gguf::read_bundle(bytes)?)
+    }
+
+    /// Builds the encoder from a bundle already read and checked by [`gguf::read_bundle`]
+    /// (its tensors are consumed; [`gguf::Bundle::duplicate`] first to keep them for a GPU
+    /// upload without reading the bytes again).
+    pub fn from_bundle(bundle: gguf::Bundle) -> Result<Self> {
+        Self::load(bundle, None)
     }
 
     /// Like [`Encoder::from_bytes`], but every linear layer records the mean square of its
     /// inputs per column into `stats` (a calibration run for quantization).
     pub fn with_activation_stats(bytes: &[u8], stats: bert::ActivationStats) -> Result<Self> {
-        Self::load(bytes, Some(stats))
+        Self::load(gguf::read_bundle(bytes)?, Some(stats))
     }
 
-    fn load(bytes: &[u8], stats: Option<bert::ActivationStats>) -> Result<Self> {
-        let bundle = gguf::read_bundle(bytes)?;
+    fn load(bundle: gguf::Bundle, stats: Option<bert::ActivationStats>) -> Result<Self> {
         let tokenizer = build_tokenizer(&bundle.tokenizer_json, &bundle.config)?;
         let mut weights = bert::Weights::new(bundle.tensors);
         if let Some(stats) = stats {

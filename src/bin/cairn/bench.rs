@@ -254,7 +254,7 @@ pub fn gpu(
     };
     let adapter = ctx.describe();
     eprintln!("adapter: {adapter}");
-    let gpu = GpuEncoder::new(&ctx, &bytes)?;
+    let gpu = GpuEncoder::from_bytes(&ctx, &bytes)?;
     let view = index.dense();
     let scorer = GpuScorer::new(&ctx, &view)?;
     let texts: Vec<String> = index

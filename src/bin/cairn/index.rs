@@ -130,7 +130,13 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     let started = Instant::now();
     let model_bytes =
         std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-    let enc = Encoder::from_bytes(&model_bytes)?;
+    // Read once; with --gpu a copy goes to the GPU upload.
+    let bundle = cairn::model::gguf::read_bundle(&model_bytes)?;
+    let gpu_bundle = match opts.gpu {
+        true => Some(bundle.duplicate()?),
+        false => None,
+    };
+    let enc = Encoder::from_bundle(bundle)?;
     // Sections longer than the model's budget (the model truncates, so the rest would be
     // invisible to meaning search) are split with a little overlap.
     let budget = enc.config().max_seq_length;
@@ -178,7 +184,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         )?
         .progress_chars("=> "),
     );
-    let embedder = Embedder::new(&enc, &model_bytes, opts.gpu)?;
+    let embedder = Embedder::new(&enc, gpu_bundle)?;
     let backend = embedder.backend();
     let mut cache = opts.cache.as_deref().map(|p| open_cache(p, &enc, &backend));
     let mut vectors = vec![Vec::new(); texts.len()];
@@ -346,10 +352,11 @@ enum Embedder<'a> {
 }
 
 impl<'a> Embedder<'a> {
-    fn new(enc: &'a Encoder, bundle: &[u8], gpu: bool) -> Result<Self> {
-        if !gpu {
+    /// On the GPU when `bundle` (for its upload) is given and a GPU takes it.
+    fn new(enc: &'a Encoder, bundle: Option<cairn::model::gguf::Bundle>) -> Result<Self> {
+        let Some(bundle) = bundle else {
             return Ok(Embedder::Cpu(enc));
-        }
+        };
         #[cfg(feature = "gpu")]
         {
             use cairn::gpu::{GpuContext, GpuEncoder};

@@ -31,6 +31,34 @@ pub struct Bundle {
     pub tensors: HashMap<String, QTensor>,
 }
 
+impl Bundle {
+    /// A copy, weights included, for a second consumer of one read: the CPU encoder takes a
+    /// bundle's tensors, and a GPU upload needs them too. Copying costs a memcpy where
+    /// reading the bytes again would also parse them and hash every weight.
+    pub fn duplicate(&self) -> Result<Bundle> {
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let storage = candle_core::quantized::QStorage::from_data(
+                    std::borrow::Cow::Owned(t.data()?.into_owned()),
+                    &Device::Cpu,
+                    t.dtype(),
+                )?;
+                Ok((name.clone(), QTensor::new(storage, t.shape().clone())?))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(Bundle {
+            config: self.config.clone(),
+            tokenizer_json: self.tokenizer_json.clone(),
+            quant: self.quant.clone(),
+            fingerprint: self.fingerprint.clone(),
+            format_version: self.format_version,
+            tensors,
+        })
+    }
+}
+
 /// The GGUF magic, little-endian "GGUF".
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 
