@@ -13,7 +13,8 @@ DEMO_BUNDLE := models/$(MODEL)-q4_mix.gguf
 FEATURES := cli,gpu
 CLI := target/debug/cairn
 RELEASE_CLI := target/release/cairn
-CONVERT_SRC := src/model/convert.rs src/model/quantize.rs src/model/gguf.rs src/model/calibration.txt
+CONVERT_SRC := src/model/convert.rs src/model/quantize.rs $(wildcard src/model/gguf/*.rs) \
+	src/model/calibration.txt
 PAPERS_INDEX := www/indexes/papers/cairn-entry.json
 WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
