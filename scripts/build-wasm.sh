@@ -28,7 +28,7 @@ node_modules/.bin/wasm-opt -O3 "${features[@]}" pkg/cairn_bg.wasm -o pkg/cairn_b
 mv pkg/cairn_bg.wasm.opt pkg/cairn_bg.wasm
 node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
   target/relaxed/bindgen/cairn_bg.wasm -o pkg/cairn_relaxed_bg.wasm
-cp www/cairn/cairn-search.js www/cairn/cairn-worker.js pkg/
+cp www/cairn/cairn-search.js www/cairn/cairn-worker.js www/cairn/cairn-sw.js pkg/
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 cat > pkg/package.json <<JSON
 {
@@ -40,11 +40,12 @@ cat > pkg/package.json <<JSON
   "main": "cairn.js",
   "module": "cairn.js",
   "types": "cairn.d.ts",
-  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "README.md"],
+  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "cairn-sw.js", "README.md"],
   "exports": {
     ".": { "types": "./cairn.d.ts", "default": "./cairn.js" },
     "./element": "./cairn-search.js",
     "./worker": "./cairn-worker.js",
+    "./sw": "./cairn-sw.js",
     "./cairn_bg.wasm": "./cairn_bg.wasm",
     "./cairn_relaxed_bg.wasm": "./cairn_relaxed_bg.wasm"
   },
@@ -57,7 +58,9 @@ cat > pkg/README.md <<'MD'
 Semantic search that runs in the visitor's browser: the Cairn engine compiled to
 WebAssembly (`cairn.js`, `cairn_bg.wasm`, and `cairn_relaxed_bg.wasm` built with relaxed
 SIMD for the browsers that have it; TypeScript types in `cairn.d.ts`), its worker
-(`cairn-worker.js`) and the `<cairn-search>` element (`cairn-search.js`).
+(`cairn-worker.js`), the `<cairn-search>` element (`cairn-search.js`) and an optional
+service worker for offline visits (`cairn-sw.js`; see the element's `service-worker`
+attribute).
 
 Build an index folder with the `cairn` command line (`cairn index --site public --out
 public/_cairn --ui <this folder>`), then add to any page:

@@ -71,7 +71,7 @@ async function deployServer(root, gate = async () => {}) {
     }
     const body = fs.readFileSync(file);
     const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.wasm') ? 'application/wasm' : 'application/octet-stream';
-    const entryPoint = /(cairn-entry\.json|cairn-search\.js|cairn-worker\.js)$/.test(file);
+    const entryPoint = /(cairn-entry\.json|cairn-search\.js|cairn-worker\.js|cairn-sw\.js)$/.test(file);
     res.writeHead(200, {
       'content-type': file.endsWith('.json') ? 'application/json' : type,
       'content-length': body.length,
@@ -104,7 +104,7 @@ test("README's path: make install, cairn index --site --out (no --model, no --ui
   assert.match(log, /model: .*share\/cairn\/all-minilm-l6-v2-q4_mix\.gguf/, 'the installed default bundle');
   const manifest = JSON.parse(fs.readFileSync(path.join(out, 'cairn-entry.json'), 'utf8'));
   assert.match(manifest.engine.js, /^cairn\.[0-9a-f]{16}\.js$/);
-  for (const f of ['cairn-search.js', 'cairn-worker.js', manifest.engine.js, manifest.engine.wasm, manifest.engine.relaxed_wasm]) {
+  for (const f of ['cairn-search.js', 'cairn-worker.js', 'cairn-sw.js', manifest.engine.js, manifest.engine.wasm, manifest.engine.relaxed_wasm]) {
     assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
   }
 

@@ -11,12 +11,18 @@
 //                     (hybrid | dense | lexical), label (accessible name), backend
 //                     (auto | webgpu | cpu; the page's ?backend= overrides it), wasm
 //                     (auto | simd128: which engine build; auto takes the relaxed-SIMD
-//                     build where the browser has relaxed SIMD; the page's ?wasm= overrides)
+//                     build where the browser has relaxed SIMD; the page's ?wasm= overrides),
+//                     service-worker (URL of cairn-sw.js, or of a script that imports it,
+//                     at or above this page: registered, then told what to keep once search
+//                     is ready, so the page and its search work offline on the next visit)
 // Attributes written: data-state   loading | keyword | ready | error
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
 //                     data-kernel  the engine's int8 kernel: simd128 | relaxed-simd
 //                     data-mode    the mode of the results on screen
+//                     data-offline ready (the service worker keeps this page and its search)
+//                                  | partial (some files could not be kept) | unavailable
+//                                  (no service worker here, or it failed; the details say)
 // Events:             cairn-state   { state, message, detail }
 //                     cairn-results { query, mode, hits, timings }
 // Properties:         lastResults   the detail of the last cairn-results event
@@ -169,6 +175,60 @@ class CairnSearch extends HTMLElement {
     const backend = params.get('backend') || this.getAttribute('backend') || 'auto';
     const wasm = params.get('wasm') || this.getAttribute('wasm') || 'auto';
     this.worker.postMessage({ type: 'init', base, backend, wasm });
+    this.workerUrl = new URL('./cairn-worker.js', import.meta.url).href;
+    this.registerServiceWorker();
+  }
+
+  // Registers the service worker named by the `service-worker` attribute (the site owner's
+  // opt-in to offline use). What it should keep is sent once search is ready (keepOffline).
+  async registerServiceWorker() {
+    const src = this.getAttribute('service-worker');
+    if (!src) return;
+    const fail = (reason) => {
+      this.offline = { state: 'unavailable', reason };
+      this.dataset.offline = 'unavailable';
+      this.renderStatus();
+    };
+    if (!('serviceWorker' in navigator)) return fail('this browser (or a page not served over https) has no service workers');
+    try {
+      const reg = await navigator.serviceWorker.register(new URL(src, document.baseURI).href);
+      const page = location.href.split('#')[0];
+      if (!page.startsWith(reg.scope)) {
+        return fail(`the service worker's scope ${reg.scope} does not include this page: serve it from a folder at or above the page`);
+      }
+      this.serviceWorker = navigator.serviceWorker.ready;
+      if (this.dataset.state === 'ready') this.keepOffline();
+    } catch (e) {
+      fail(`the service worker could not be registered: ${e.message}`);
+    }
+  }
+
+  // Asks the service worker to keep this page, the files it loaded from its own site, the
+  // element, the worker and the engine. (The worker keeps the index and the model itself.)
+  async keepOffline() {
+    if (!this.serviceWorker || this.offlineAsked) return;
+    this.offlineAsked = true;
+    const origin = location.origin;
+    const engine = (this.stateDetail || {}).engine || {};
+    const loaded = performance.getEntriesByType('resource')
+      .filter((e) => !['fetch', 'xmlhttprequest', 'beacon'].includes(e.initiatorType))
+      .map((e) => e.name);
+    const urls = [location.href.split('#')[0], import.meta.url, this.workerUrl, engine.js, engine.wasm, ...loaded]
+      .filter((u) => typeof u === 'string' && u.startsWith(origin));
+    try {
+      const reg = await this.serviceWorker;
+      const answer = await new Promise((resolve, reject) => {
+        const channel = new MessageChannel();
+        channel.port1.onmessage = (e) => resolve(e.data);
+        setTimeout(() => reject(new Error('no answer from the service worker')), 60000);
+        reg.active.postMessage({ type: 'cairn-cache', urls: [...new Set(urls)] }, [channel.port2]);
+      });
+      this.offline = { state: answer.failed.length ? 'partial' : 'ready', kept: answer.kept, failed: answer.failed };
+    } catch (e) {
+      this.offline = { state: 'unavailable', reason: e.message };
+    }
+    this.dataset.offline = this.offline.state;
+    this.renderStatus();
   }
 
   disconnectedCallback() {
@@ -192,6 +252,7 @@ class CairnSearch extends HTMLElement {
     if (detail.backend) this.dataset.backend = detail.backend;
     if (detail.kernel) this.dataset.kernel = detail.kernel;
     this.renderStatus();
+    if (state === 'ready') this.keepOffline();
     this.dispatchEvent(new CustomEvent('cairn-state', { detail: { state, message, detail } }));
   }
 
@@ -243,6 +304,12 @@ class CairnSearch extends HTMLElement {
         if (g.scan && (g.scan.gpuMs || g.scan.cpuMs)) lines.push(`Dense scan: ${ms(g.scan)} → ${g.scanBackend}`);
         lines.push(`Least cosine to the CPU's vectors: ${Number(g.minCosine).toFixed(5)}`);
       }
+    }
+    const o = this.offline;
+    if (o && o.state === 'unavailable') lines.push(`Offline use: unavailable (${o.reason})`);
+    else if (o) {
+      lines.push(`Offline use: this page and its search are kept for offline visits (${o.kept} files, and the index and model)`);
+      for (const f of o.failed) lines.push(`Not kept: ${f}`);
     }
     this.statusDetails.hidden = lines.length === 0;
     this.statusDetailsBody.replaceChildren(...lines.map((l) => {

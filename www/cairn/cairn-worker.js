@@ -23,6 +23,7 @@
 // newer index: a new build names a new file.
 let Engine = null; // the engine module's Engine class
 let engineUrl = null; // the module it came from
+let engineWasm = null; // and its wasm file
 
 const CACHE_NAME = 'cairn-v1';
 const MANIFEST = 'cairn-entry.json';
@@ -207,6 +208,7 @@ function readyDetail() {
     quant: engine.quant,
     passages: manifest.passages,
     gpu: gpuReport,
+    engine: { js: engineUrl, wasm: engineWasm },
   };
 }
 
@@ -281,6 +283,7 @@ async function startEngine(files) {
     try {
       await mod.default({ module_or_path: files.relaxed });
       next = new mod.Engine();
+      engineWasm = files.relaxed;
     } catch (e) {
       console.warn(`cairn: the relaxed-SIMD engine did not load (${e.message}); using SIMD128`);
     }
@@ -288,6 +291,7 @@ async function startEngine(files) {
   if (!next) {
     await mod.default({ module_or_path: files.wasm });
     next = new mod.Engine();
+    engineWasm = files.wasm;
   }
   if (engine) {
     // (Not freed: a search may still be running on it; the collector takes it after.)

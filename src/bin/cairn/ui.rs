@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use cairn::index::manifest::{hashed_name, EngineFiles};
 
-/// The element and the worker: entry points, so their names do not change.
-const ENTRY_FILES: [&str; 2] = ["cairn-search.js", "cairn-worker.js"];
+/// The element, the worker and the optional service worker: entry points, so their names do
+/// not change.
+const ENTRY_FILES: [&str; 3] = ["cairn-search.js", "cairn-worker.js", "cairn-sw.js"];
 /// The engine: (file in `pkg/`, stem and extension of its hashed name in the output).
 const ENGINE_JS: (&str, &str, &str) = ("cairn.js", "cairn", "js");
 const ENGINE_WASM: (&str, &str, &str) = ("cairn_bg.wasm", "cairn_bg", "wasm");
@@ -40,6 +41,7 @@ fn embedded() -> Option<&'static [(&'static str, &'static [u8])]> {
     Some(&[
         pkg_file!("cairn-search.js"),
         pkg_file!("cairn-worker.js"),
+        pkg_file!("cairn-sw.js"),
         pkg_file!("cairn.js"),
         pkg_file!("cairn_bg.wasm"),
         pkg_file!("cairn_relaxed_bg.wasm"),
@@ -164,6 +166,7 @@ mod tests {
         for name in [
             "cairn-search.js",
             "cairn-worker.js",
+            "cairn-sw.js",
             "cairn-entry.json",
             "cairn.notahexhash0000.js",
             "cairn.0123.js",
@@ -184,6 +187,7 @@ mod tests {
         for (name, body) in [
             ("cairn-search.js", "element"),
             ("cairn-worker.js", "worker"),
+            ("cairn-sw.js", "service worker"),
             ("cairn.js", "glue"),
             ("cairn_bg.wasm", "simd128"),
             ("cairn_relaxed_bg.wasm", "relaxed"),
@@ -208,6 +212,7 @@ mod tests {
             files.wasm.clone(),
             files.relaxed_wasm.clone().unwrap(),
             "cairn-search.js".into(),
+            "cairn-sw.js".into(),
             "cairn-worker.js".into(),
             "robots.txt".into(),
         ];
