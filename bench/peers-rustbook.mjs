@@ -136,7 +136,7 @@ for (const q of bundles) {
   const dir = path.join(OUT, `book-${q}`);
   const m = JSON.parse(fs.readFileSync(path.join(dir, 'cairn-entry.json'), 'utf8'));
   const log = fs.readFileSync(path.join(OUT, `book-${q}.log`), 'utf8');
-  const ix = log.match(/indexed (\d+) passages in ([\d.]+) s \(([\d.]+) passages\/s embedding\)/);
+  const ix = log.match(/indexed (\d+) passages in ([\d.]+) s \(([\d.]+) passages\/s embedding[,)]/);
   const pages = (log.match(/(\d+) pages?/) || [])[1];
   build[q] = {
     wall: wall(`book-${q}`),
