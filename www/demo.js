@@ -23,7 +23,16 @@ async function showPaper() {
     view.hidden = true;
     return;
   }
-  const p = (await loadPapers()).get(decodeURIComponent(m[1]));
+  let p;
+  try {
+    p = (await loadPapers()).get(decodeURIComponent(m[1]));
+  } catch (e) {
+    document.getElementById('paper-title').textContent = 'The abstract could not be loaded';
+    view.querySelector('.paper-id').textContent = '';
+    document.getElementById('paper-text').textContent = e.message;
+    view.hidden = false;
+    return;
+  }
   if (!p) {
     view.hidden = true;
     return;

@@ -1,7 +1,7 @@
 // Offline after one visit: the demo registers Cairn's service worker (www/sw.js imports
 // cairn-sw.js), which keeps the page, its files, the element, the worker and the engine;
 // the worker keeps the index and the model. With the network gone (every connection to the
-// server is cut), the page reloads and answers a hybrid query.
+// server is cut), the page loads again, answers a hybrid query and opens a result.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launch, newPage, waitForState, search } from './harness.mjs';
@@ -27,10 +27,11 @@ after(async () => {
   await server?.close();
 });
 
-test('after one visit the demo reloads and answers a hybrid query with the network gone', async () => {
+test('after one visit the demo loads again, answers a hybrid query and opens a result with the network gone', async () => {
   const context = await browser.newContext();
   const page = await newPage(context);
-  await page.goto(server.url);
+  // A first visit with a query: the page is kept under its address without it.
+  await page.goto(server.url + '?from=newsletter');
   await waitForState(page, 'ready');
   await page.waitForFunction(() => document.querySelector('cairn-search').dataset.offline, null, { timeout: 120000 });
   const offline = await page.evaluate(() => document.querySelector('cairn-search').offline);
@@ -46,12 +47,17 @@ test('after one visit the demo reloads and answers a hybrid query with the netwo
     return true;
   });
   try {
-    await page.reload();
+    await page.goto(server.url);
     await waitForState(page, 'ready');
     const out = await search(page, 'dataset of face photos paired with text descriptions', 'hybrid');
     assert.equal(out.hits[0].id, 'p0000');
     assert.ok(out.hits.some((h) => h.why !== 'keyword'), 'meaning matches, so the model ran offline');
     assert.match(await page.title(), /Cairn/);
+    // A result opens offline too: the demo names its abstracts file in offline-files.
+    await page.locator('cairn-search li[role=option] a').first().click();
+    await page.waitForFunction(() => !document.getElementById('paper').hidden, null, { timeout: 30000 });
+    assert.doesNotMatch(await page.locator('#paper-title').textContent(), /could not be loaded/);
+    assert.ok((await page.locator('#paper-text').textContent()).length > 100, 'the abstract is shown');
     assert.ok(cut.length > 0, 'the reload did try the network');
     assert.deepEqual(page.errors.filter((e) => !/Failed to load resource|ERR_/.test(e)), []);
   } finally {
@@ -68,6 +74,8 @@ test('a service worker whose scope cannot cover the page is reported, and search
   const offline = await page.evaluate(() => document.querySelector('cairn-search').offline);
   assert.equal(offline.state, 'unavailable');
   assert.match(offline.reason, /scope .*\/cairn\/ does not include this page/);
+  const registered = await page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length);
+  assert.equal(registered, 0, 'nothing is left installed');
   await waitForState(page, 'ready');
   const out = await search(page, 'dataset of face photos paired with text descriptions', 'hybrid');
   assert.ok(out.hits.length > 0);

@@ -14,7 +14,8 @@
 //                     build where the browser has relaxed SIMD; the page's ?wasm= overrides),
 //                     service-worker (URL of cairn-sw.js, or of a script that imports it,
 //                     at or above this page: registered, then told what to keep once search
-//                     is ready, so the page and its search work offline on the next visit)
+//                     is ready, so the page and its search work offline on the next visit),
+//                     offline-files (more URLs for it to keep: files the page fetches later)
 // Attributes written: data-state   loading | keyword | ready | error
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
@@ -96,6 +97,33 @@ function appendMarked(parent, text, marks) {
     at = e;
   }
   if (at < text.length) parent.append(document.createTextNode(text.slice(at)));
+}
+
+// This page's address without its query and fragment: the service worker keeps a page
+// under that one key, whatever query a visit came with.
+function pageUrl() {
+  return location.origin + location.pathname;
+}
+
+// The registration's active worker, once it has one (a first registration installs and
+// activates in the background); rejects after a minute.
+function activated(reg) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the service worker did not activate')), 60000);
+    const check = () => {
+      if (reg.active && reg.active.state === 'activated') {
+        clearTimeout(timer);
+        resolve(reg.active);
+        return true;
+      }
+      return false;
+    };
+    if (check()) return;
+    for (const w of [reg.installing, reg.waiting, reg.active]) {
+      if (w) w.addEventListener('statechange', check);
+    }
+    reg.addEventListener('updatefound', () => reg.installing?.addEventListener('statechange', check));
+  });
 }
 
 class CairnSearch extends HTMLElement {
@@ -190,21 +218,26 @@ class CairnSearch extends HTMLElement {
       this.renderStatus();
     };
     if (!('serviceWorker' in navigator)) return fail('this browser (or a page not served over https) has no service workers');
+    const script = new URL(src, document.baseURI);
+    // A service worker's scope is its own folder: check before registering, so a script
+    // that cannot serve this page is not left installed.
+    const scope = new URL('./', script).href;
+    if (!pageUrl().startsWith(scope)) {
+      return fail(`the service worker's scope ${scope} does not include this page: serve it from a folder at or above the page`);
+    }
     try {
-      const reg = await navigator.serviceWorker.register(new URL(src, document.baseURI).href);
-      const page = location.href.split('#')[0];
-      if (!page.startsWith(reg.scope)) {
-        return fail(`the service worker's scope ${reg.scope} does not include this page: serve it from a folder at or above the page`);
-      }
-      this.serviceWorker = navigator.serviceWorker.ready;
+      const reg = await navigator.serviceWorker.register(script.href);
+      this.serviceWorker = activated(reg);
       if (this.dataset.state === 'ready') this.keepOffline();
     } catch (e) {
       fail(`the service worker could not be registered: ${e.message}`);
     }
   }
 
-  // Asks the service worker to keep this page, the files it loaded from its own site, the
-  // element, the worker and the engine. (The worker keeps the index and the model itself.)
+  // Asks the service worker to keep this page, the files it loaded from its own site, those
+  // named by the `offline-files` attribute (files the page fetches later, such as data
+  // shown on a click), the element, the worker and the engine. (The worker keeps the index
+  // and the model itself.)
   async keepOffline() {
     if (!this.serviceWorker || this.offlineAsked) return;
     this.offlineAsked = true;
@@ -213,15 +246,17 @@ class CairnSearch extends HTMLElement {
     const loaded = performance.getEntriesByType('resource')
       .filter((e) => !['fetch', 'xmlhttprequest', 'beacon'].includes(e.initiatorType))
       .map((e) => e.name);
-    const urls = [location.href.split('#')[0], import.meta.url, this.workerUrl, engine.js, engine.wasm, ...loaded]
+    const extra = (this.getAttribute('offline-files') || '').split(/\s+/).filter(Boolean)
+      .map((u) => new URL(u, document.baseURI).href);
+    const urls = [pageUrl(), import.meta.url, this.workerUrl, engine.js, engine.wasm, ...extra, ...loaded]
       .filter((u) => typeof u === 'string' && u.startsWith(origin));
     try {
-      const reg = await this.serviceWorker;
+      const sw = await this.serviceWorker;
       const answer = await new Promise((resolve, reject) => {
         const channel = new MessageChannel();
         channel.port1.onmessage = (e) => resolve(e.data);
         setTimeout(() => reject(new Error('no answer from the service worker')), 60000);
-        reg.active.postMessage({ type: 'cairn-cache', urls: [...new Set(urls)] }, [channel.port2]);
+        sw.postMessage({ type: 'cairn-cache', urls: [...new Set(urls)] }, [channel.port2]);
       });
       this.offline = { state: answer.failed.length ? 'partial' : 'ready', kept: answer.kept, failed: answer.failed };
     } catch (e) {

@@ -19,8 +19,9 @@
 //
 // Strategy: content-hashed files (`name.<16 hex>.ext`, never changed in place) come from the
 // cache first; everything else from the network first, so a deploy shows at once, and from
-// the cache only when the network fails. Requests to other origins and non-GET requests are
-// not touched. Pages that do not embed the element are not stored.
+// the cache only when the network fails (or the server answers 5xx). A page is kept under
+// its address without the query. Requests to other origins and non-GET requests are not
+// touched. Pages that do not embed the element are not stored.
 
 const CACHE = 'cairn-sw-v1';
 // Caches of older versions of this worker, removed on activation.
@@ -49,33 +50,50 @@ function handled(request) {
   return url.origin === self.location.origin;
 }
 
-// Stores a copy of a good response, unless it is a file the worker keeps itself.
-async function keep(request, response) {
-  const path = new URL(request.url).pathname;
-  if (!response.ok || response.type !== 'basic' || WORKER_KEPT.test(path) || MANIFEST.test(path)) return;
-  const cache = await caches.open(CACHE);
-  await cache.put(request, response);
+// The key a response is kept under: a page under its address without the query (one copy
+// per page, whatever query a visit came with; the element asks for it so), anything else
+// under its full URL.
+function keyOf(request) {
+  if (request.mode !== 'navigate') return request.url;
+  const url = new URL(request.url);
+  return url.origin + url.pathname;
 }
 
+// Lookups ignore `Vary`: kept entries are stored under bare URLs, without request headers.
+const MATCH = { ignoreVary: true };
+
+// Stores a copy of a good response, unless it is a file the worker keeps itself.
+async function keep(key, response) {
+  const path = new URL(key).pathname;
+  if (!response.ok || response.type !== 'basic' || WORKER_KEPT.test(path) || MANIFEST.test(path)) return;
+  const cache = await caches.open(CACHE);
+  await cache.put(key, response);
+}
+
+// Network first; the kept copy when the network fails or the server fails (5xx).
 async function networkFirst(event) {
   const { request } = event;
+  const key = keyOf(request);
+  const kept = () => caches.match(key, MATCH);
+  let response;
   try {
-    const response = await fetch(request);
-    // Refresh only what an earlier visit chose to keep (pages that embed the element and
-    // their files); anything else passes through untouched.
-    if (response.ok && (await caches.open(CACHE).then((c) => c.match(request)))) {
-      event.waitUntil(keep(request, response.clone()));
-    }
-    return response;
+    response = await fetch(request);
   } catch (e) {
-    const cached = await caches.match(request, { ignoreSearch: request.mode === 'navigate' });
+    const cached = await kept();
     if (cached) return cached;
     throw e;
   }
+  if (response.status >= 500) return (await kept()) || response;
+  // Refresh only what an earlier visit chose to keep (pages that embed the element and
+  // their files); anything else passes through untouched.
+  if (response.ok && !response.redirected && (await caches.open(CACHE).then((c) => c.match(key, MATCH)))) {
+    event.waitUntil(keep(key, response.clone()));
+  }
+  return response;
 }
 
 async function cacheFirst(event) {
-  const cached = await caches.match(event.request);
+  const cached = await caches.match(event.request, MATCH);
   return cached || fetch(event.request);
 }
 
@@ -122,7 +140,7 @@ self.addEventListener('message', (event) => {
             if (other.pathname !== url.pathname && unhashed(other.pathname) === plain) await cache.delete(req);
           }
         }
-        if (!(await cache.match(url.href))) {
+        if (!(await cache.match(url.href, MATCH))) {
           let response = await fetch(url.href);
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
           // A browser refuses a redirected response as the answer to a navigation: keep

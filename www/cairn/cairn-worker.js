@@ -40,6 +40,7 @@ let running = false;
 let backendPref = 'auto';
 let wasmPref = 'auto';
 let gpuReport = null;
+let freshManifest = null; // bytes of a manifest from the network, not yet kept
 
 const post = (msg) => self.postMessage(msg);
 const now = () => performance.now();
@@ -151,11 +152,18 @@ async function readManifest({ bytes, fresh }) {
     // Not JSON at all: most often an HTML page served for a wrong URL.
     throw new Error(/invalid JSON/.test(e.message) ? `${e.message} (is the index URL right?)` : e.message);
   }
-  const cache = fresh && (await openCache());
-  if (cache) {
-    await cache.put(new URL(MANIFEST, base).href, new Response(bytes, { headers: { 'content-type': 'application/json' } }));
-  }
+  // Kept in the cache (for offline visits) only once the files it names are in too, so an
+  // interrupted visit after a redeploy leaves the previous, complete set usable offline.
+  freshManifest = fresh ? bytes : null;
   return m;
+}
+
+async function keepManifest() {
+  const cache = freshManifest && (await openCache());
+  if (cache) {
+    await cache.put(new URL(MANIFEST, base).href, new Response(freshManifest, { headers: { 'content-type': 'application/json' } }));
+  }
+  freshManifest = null;
 }
 
 // Only the engine's file names are taken from the manifest here (everything else is read
@@ -241,6 +249,7 @@ async function loadModel() {
     // Upgrade what is on screen to hybrid results.
     if (lastQuery && !pending) pending = lastQuery;
     schedule();
+    await keepManifest();
     pruneCache();
     await setUpGpu();
     state('ready', 'Ready', readyDetail());
