@@ -228,6 +228,9 @@ class CairnSearch extends HTMLElement {
     try {
       const reg = await navigator.serviceWorker.register(script.href);
       this.serviceWorker = activated(reg);
+      // Handled in keepOffline; a worker that never activates before search is ready (or
+      // search that never gets ready) is not an uncaught error in the page.
+      this.serviceWorker.catch(() => {});
       if (this.dataset.state === 'ready') this.keepOffline();
     } catch (e) {
       fail(`the service worker could not be registered: ${e.message}`);
