@@ -27,11 +27,10 @@ const CACHE = 'cairn-sw-v1';
 // Caches of older versions of this worker, removed on activation.
 const OURS = /^cairn-sw-/;
 // `name.<16 hex>.ext`: written once under that name by `cairn index`.
-const HASHED = /\.[0-9a-f]{16}\.[a-z0-9]+$/;
-// The index and the model: the worker's own cache holds them, verified.
-const WORKER_KEPT = /\.(cidx|gguf)$/;
-// The manifest: always revalidated; the worker keeps its copy.
-const MANIFEST = /\/cairn-entry\.json$/;
+const HASHED = /^(.*)\.[0-9a-f]{16}(\.[a-z0-9]+)$/;
+// The index and the model (verified) and the manifest (always revalidated): the worker's own
+// cache holds them.
+const WORKER_KEPT = /(\.(cidx|gguf)|\/cairn-entry\.json)$/;
 
 self.addEventListener('install', () => self.skipWaiting());
 
@@ -65,7 +64,7 @@ const MATCH = { ignoreVary: true };
 // Stores a copy of a good response, unless it is a file the worker keeps itself.
 async function keep(key, response) {
   const path = new URL(key).pathname;
-  if (!response.ok || response.type !== 'basic' || WORKER_KEPT.test(path) || MANIFEST.test(path)) return;
+  if (!response.ok || response.type !== 'basic' || WORKER_KEPT.test(path)) return;
   const cache = await caches.open(CACHE);
   await cache.put(key, response);
 }
@@ -99,7 +98,7 @@ async function cacheFirst(event) {
 
 // `/dir/name.<hash>.ext` without its hash, or null for a name without one.
 function unhashed(pathname) {
-  const m = /^(.*)\.[0-9a-f]{16}(\.[a-z0-9]+)$/.exec(pathname);
+  const m = HASHED.exec(pathname);
   return m ? m[1] + m[2] : null;
 }
 
@@ -130,7 +129,7 @@ self.addEventListener('message', (event) => {
       }
       url.hash = '';
       if (url.origin !== self.location.origin) continue;
-      if (WORKER_KEPT.test(url.pathname) || MANIFEST.test(url.pathname)) continue;
+      if (WORKER_KEPT.test(url.pathname)) continue;
       try {
         // A new build of a hashed file replaces the older ones kept under its name.
         const plain = unhashed(url.pathname);
