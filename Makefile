@@ -16,6 +16,8 @@ RELEASE_CLI := target/release/cairn
 CONVERT_SRC := src/model/convert.rs src/model/quantize.rs $(wildcard src/model/gguf/*.rs) \
 	src/model/calibration.txt
 PAPERS_INDEX := www/indexes/papers/cairn-entry.json
+PAPERS_SHARDED := www/indexes/papers-sharded/cairn-entry.json
+PAPERS_CACHE := target/papers-embeddings.cemb
 WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
@@ -58,7 +60,15 @@ wasm: tools
 # The paper demo's index (the bundled corpus; results link to an in-page abstract view).
 $(PAPERS_INDEX): www/data/papers.jsonl $(DEMO_BUNDLE) $(wildcard src/index/*.rs src/model/*.rs) | $(CLI)
 	$(CLI) index --model $(DEMO_BUNDLE) --jsonl www/data/papers.jsonl \
-		--url-template '#paper-{id}' --no-ui --out www/indexes/papers
+		--url-template '#paper-{id}' --no-ui --cache $(PAPERS_CACHE) --out www/indexes/papers
+
+# The same corpus as a sharded index (format version 2) in small parts, for the browser tests
+# of fetching on demand (tests/e2e/sharded.test.mjs); the papers index's embedding cache
+# makes it a second's work.
+$(PAPERS_SHARDED): $(PAPERS_INDEX) | $(CLI)
+	$(CLI) index --model $(DEMO_BUNDLE) --jsonl www/data/papers.jsonl \
+		--url-template '#paper-{id}' --no-ui --cache $(PAPERS_CACHE) --sharded \
+		--shard-rows 64 --probe-rows 128 --out www/indexes/papers-sharded
 
 # The demo needs one bundle (the one it ships), not the four `model` converts: a newcomer's
 # `make demo` runs one conversion.
@@ -132,7 +142,7 @@ test-wasm: model
 		$(RELAXED_DIR)
 
 # End-to-end tests of the demo in headless Chromium (playwright-core, Debian's chromium).
-test-e2e: model www e2e-install
+test-e2e: model www $(PAPERS_SHARDED) e2e-install
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost node --test tests/e2e/
 
 # The README's test command: lint, native tests, wasm tests and browser tests in Chromium.

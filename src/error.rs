@@ -65,6 +65,11 @@ pub enum Error {
     #[error("index is truncated or corrupt: {0}")]
     CorruptIndex(String),
 
+    /// A file of a sharded index is cut short, fails its checksum, is not the file the meta
+    /// file names, or its contents are inconsistent. The caller evicts it and fetches it again.
+    #[error("index file {file} is truncated or corrupt: {reason}")]
+    CorruptPart { file: String, reason: String },
+
     /// The index was built with another model than the one loaded.
     #[error("the index was built with model {index} but the loaded model is {model}; rebuild the index or load the model it was built with")]
     ModelMismatch { index: String, model: String },

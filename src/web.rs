@@ -10,8 +10,9 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
-use crate::search::{Hit, Mode, Searcher, Why};
+use crate::search::{Gaps, Hit, Mode, Searcher, Why};
 use crate::{Encoder, Role};
 
 fn js_err(e: crate::Error) -> JsError {
@@ -98,6 +99,12 @@ struct WebResults {
     /// Where the query was embedded: `cpu` or `webgpu` (`cpu` when it was not embedded).
     backend: &'static str,
     timings: Timings,
+    /// A sharded index's parts this search needed and the engine does not have yet: fetch
+    /// them, `addPart` each, and search again (empty for a one-file index).
+    need: Vec<String>,
+    /// Parts it needed that were marked missing (`markMissing`): the search answered without
+    /// them.
+    missing: Vec<String>,
 }
 
 /// Milliseconds spent in one search call.
@@ -195,6 +202,11 @@ fn web_hit(h: Hit) -> WebHit {
 #[wasm_bindgen]
 pub struct Engine {
     index: Option<Rc<Index>>,
+    /// A sharded index (`loadMeta`), instead of `index`; its parts arrive by `addPart`.
+    sharded: Option<Rc<RefCell<ShardedIndex>>>,
+    /// The last query embedded for the sharded index, reused by the rounds of one search
+    /// (search, fetch the parts it names, search again).
+    last_vector: Rc<LastVector>,
     encoder: Option<Rc<Encoder>>,
     /// Set by `initGpu` (an async call, hence the cell); read by the async search calls.
     gpu: Rc<RefCell<Option<Rc<gpu::State>>>>,
@@ -218,11 +230,23 @@ fn results(
     backend: &'static str,
     timings: Timings,
 ) -> Result<JsValue, JsError> {
+    results_with_gaps(ran, hits, backend, timings, Gaps::default())
+}
+
+fn results_with_gaps(
+    ran: Mode,
+    hits: Vec<Hit>,
+    backend: &'static str,
+    timings: Timings,
+    gaps: Gaps,
+) -> Result<JsValue, JsError> {
     let out = WebResults {
         mode: ran,
         hits: hits.into_iter().map(web_hit).collect(),
         backend,
         timings,
+        need: gaps.need,
+        missing: gaps.missing,
     };
     Ok(serde_wasm_bindgen::to_value(&out)?)
 }
@@ -233,6 +257,8 @@ impl Engine {
     pub fn new() -> Engine {
         Engine {
             index: None,
+            sharded: None,
+            last_vector: Rc::new(RefCell::new(None)),
             encoder: None,
             gpu: Rc::new(RefCell::new(None)),
             gpu_bundle: None,
@@ -271,9 +297,86 @@ impl Engine {
             bytes: index.byte_len(),
         };
         self.index = Some(Rc::new(index));
+        self.sharded = None;
         self.gpu.replace(None);
         self.generation.set(self.generation.get() + 1);
         Ok(serde_wasm_bindgen::to_value(&info)?)
+    }
+
+    /// Loads a sharded index's meta file (the manifest's `index` when its `index_format` is
+    /// 2), instead of a one-file index. Its parts come by `addPart`, as searches name them
+    /// (`need` in a search's result); `partFiles` lists them all for a prefetch. Searches
+    /// run on the CPU (WebGPU embeds queries only with a one-file index, for now).
+    #[wasm_bindgen(js_name = loadMeta)]
+    pub fn load_meta(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
+        let index = ShardedIndex::from_meta(bytes).map_err(js_err)?;
+        if let Some(enc) = &self.encoder {
+            if index.check_model(enc.fingerprint()).is_err() {
+                self.encoder = None;
+                self.gpu_bundle = None;
+            }
+        }
+        let m = index.meta();
+        let info = IndexInfo {
+            passages: index.len(),
+            dim: m.dim,
+            model_name: m.model_name.clone(),
+            model_fingerprint: m.model_fingerprint.clone(),
+            bytes: index.meta_byte_len(),
+        };
+        self.sharded = Some(Rc::new(RefCell::new(index)));
+        self.index = None;
+        self.last_vector.replace(None);
+        self.gpu.replace(None);
+        self.generation.set(self.generation.get() + 1);
+        Ok(serde_wasm_bindgen::to_value(&info)?)
+    }
+
+    /// Adds a part of the sharded index: refused, naming the file, when its bytes are cut
+    /// short, fail their checksum or are not the file its name hashes (evict it from any
+    /// cache and fetch it again).
+    #[wasm_bindgen(js_name = addPart)]
+    pub fn add_part(&self, name: &str, bytes: Vec<u8>) -> Result<(), JsError> {
+        let sharded = self
+            .sharded
+            .as_ref()
+            .ok_or_else(|| JsError::new("no sharded index is loaded; call loadMeta first"))?;
+        sharded.borrow_mut().add_part(name, bytes).map_err(js_err)
+    }
+
+    /// Records that a part cannot be had (its fetch failed): searches answer without it and
+    /// name it in `missing`.
+    #[wasm_bindgen(js_name = markMissing)]
+    pub fn mark_missing(&self, name: &str) {
+        if let Some(s) = &self.sharded {
+            s.borrow_mut().mark_missing(name);
+        }
+    }
+
+    /// Every part of the sharded index (its files' names); empty for a one-file index.
+    #[wasm_bindgen(js_name = partFiles)]
+    pub fn part_files(&self) -> Vec<String> {
+        match &self.sharded {
+            Some(s) => s.borrow().files().into_iter().map(String::from).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every part of the sharded index not loaded yet, in the order to prefetch them (term
+    /// chunks, vector shards, text groups); empty for a one-file index.
+    #[wasm_bindgen(js_name = partsToFetch)]
+    pub fn parts_to_fetch(&self) -> Vec<String> {
+        match &self.sharded {
+            Some(s) => {
+                let s = s.borrow();
+                s.files()
+                    .into_iter()
+                    .filter(|f| !s.has(f))
+                    .map(String::from)
+                    .collect()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Loads the model bundle (`model.<hash>.gguf`). Refused, with both fingerprints named,
@@ -293,6 +396,11 @@ impl Engine {
         if let Some(index) = &self.index {
             index.check_model(&bundle.fingerprint).map_err(js_err)?;
         }
+        if let Some(s) = &self.sharded {
+            s.borrow()
+                .check_model(&bundle.fingerprint)
+                .map_err(js_err)?;
+        }
         let kept = match keep_for_gpu.unwrap_or(false) {
             true => Some(bundle.duplicate().map_err(js_err)?),
             false => None,
@@ -308,7 +416,7 @@ impl Engine {
     /// Whether an index is loaded (keyword search works).
     #[wasm_bindgen(getter, js_name = hasIndex)]
     pub fn has_index(&self) -> bool {
-        self.index.is_some()
+        self.index.is_some() || self.sharded.is_some()
     }
 
     /// Whether the model is loaded (meaning search works).
@@ -345,6 +453,20 @@ impl Engine {
         k: usize,
         mode: &str,
     ) -> Result<JsValue, JsError> {
+        if let Some(sharded) = &self.sharded {
+            let mode: Mode = mode.parse().map_err(js_err)?;
+            let ran = mode.runs_as(vector.is_some(), query);
+            let t0 = crate::clock::now_ms();
+            let index = sharded.borrow();
+            let found = Searcher::new(&*index)
+                .find(vector.as_deref(), None, query, k.clamp(1, 100), mode)
+                .map_err(js_err)?;
+            let timings = Timings {
+                encode_ms: 0.0,
+                search_ms: crate::clock::now_ms() - t0,
+            };
+            return results_with_gaps(ran, found.hits, "cpu", timings, found.gaps);
+        }
         let index = self
             .index
             .as_ref()
@@ -352,7 +474,7 @@ impl Engine {
         let mode: Mode = mode.parse().map_err(js_err)?;
         let ran = mode.runs_as(vector.is_some(), query);
         let t0 = crate::clock::now_ms();
-        let hits = Searcher::new(index)
+        let hits = Searcher::new(&**index)
             .search(vector.as_deref(), query, k.clamp(1, 100), mode)
             .map_err(js_err)?;
         let timings = Timings {
@@ -373,6 +495,13 @@ impl Engine {
         let options = SearchOptions::from_js(options);
         let (index, encoder) = (self.index.clone(), self.encoder.clone());
         let state = self.gpu.borrow().clone();
+        if let Some(sharded) = self.sharded.clone() {
+            let last = self.last_vector.clone();
+            return wasm_bindgen_futures::future_to_promise(async move {
+                let options = options?;
+                search_sharded(&sharded, &last, encoder, state, query, options).await
+            });
+        }
         wasm_bindgen_futures::future_to_promise(async move {
             let options = options?;
             let index =
@@ -414,7 +543,13 @@ impl Engine {
         let (index, encoder, slot) = (self.index.clone(), self.encoder.clone(), self.gpu.clone());
         let bundle = self.gpu_bundle.take();
         let generation = self.generation.clone();
+        let sharded = self.sharded.is_some();
         wasm_bindgen_futures::future_to_promise(async move {
+            if sharded {
+                let reason = "WebGPU serves a one-file index only, for now: a sharded index \
+                              searches on the CPU";
+                return Ok(gpu::Report::unavailable(reason).to_js()?);
+            }
             let report = gpu::init(index, encoder, bundle, &preference, slot, generation).await;
             Ok(report.to_js()?)
         })
@@ -474,6 +609,54 @@ impl Engine {
             Ok(results(ran, hits, "cpu", timings)?)
         })
     }
+}
+
+/// A query, its vector and the backend that embedded it.
+type LastVector = RefCell<Option<(String, Vec<f32>, &'static str)>>;
+
+/// [`Engine::search`] over a sharded index: the query embedded once for all the rounds of a
+/// search (the worker searches again after fetching the parts a round names), ranked on the
+/// CPU, with the parts it lacked in `need` and `missing`.
+async fn search_sharded(
+    sharded: &RefCell<ShardedIndex>,
+    last: &LastVector,
+    encoder: Option<Rc<Encoder>>,
+    state: Option<Rc<gpu::State>>,
+    query: String,
+    options: SearchOptions,
+) -> Result<JsValue, JsValue> {
+    let (mode, k) = (options.mode()?, options.k());
+    let backend = options.backend.as_deref();
+    let mut timings = Timings::default();
+    let t0 = crate::clock::now_ms();
+    let (vector, on) = match &encoder {
+        Some(_) if mode.embeds(&query) => {
+            let cached = last
+                .borrow()
+                .as_ref()
+                .filter(|(q, _, _)| *q == query)
+                .map(|(_, v, on)| (v.clone(), *on));
+            match cached {
+                Some((v, on)) => (Some(v), on),
+                None => {
+                    let on = gpu::embeds_on(state.as_deref(), backend)?;
+                    let v = gpu::embed(encoder, state, &query, backend).await?;
+                    last.replace(Some((query.clone(), v.clone(), on)));
+                    timings.encode_ms = crate::clock::now_ms() - t0;
+                    (Some(v), on)
+                }
+            }
+        }
+        _ => (None, "cpu"),
+    };
+    let t1 = crate::clock::now_ms();
+    let ran = mode.runs_as(vector.is_some(), &query);
+    let index = sharded.borrow();
+    let found = Searcher::new(&*index)
+        .find(vector.as_deref(), None, &query, k, mode)
+        .map_err(js_err)?;
+    timings.search_ms = crate::clock::now_ms() - t1;
+    Ok(results_with_gaps(ran, found.hits, on, timings, found.gaps)?)
 }
 
 /// Ranks `query` (with its vector when it was embedded) in `index`, the dense scan on the

@@ -5,7 +5,8 @@
 //! `common::micro_bundle`, `bundle-v2.gguf` the same with a flat `q3_k` word-embedding table,
 //! with the query vectors it gave in `vectors-bundle-v2.json`) and `index-vN.cairn` (index
 //! format N, an index of the fixture site) with what searching it gave when it was frozen
-//! (`expected-index-vN.json`). An index is searched with the frozen bundle that has its model
+//! (`expected-index-vN.json`); from version 2 (the sharded index) `index-vN/` is a folder,
+//! its meta file `meta.cidx` beside its parts. An index is searched with the frozen bundle that has its model
 //! fingerprint (`index-v1.cairn` with `bundle-v1.gguf`), so the two series never collide.
 //! Never regenerate a frozen version: when a format changes, freeze the new version beside the
 //! old ones (`CAIRN_FREEZE=1 cargo test --features cli --test compat -- --ignored freeze`)
@@ -16,8 +17,11 @@ mod common;
 
 use std::path::PathBuf;
 
+use cairn::index::format::ONE_FILE_VERSION;
+use cairn::index::sharded::ShardedIndex;
 use cairn::index::{Index, FORMAT_VERSION};
 use cairn::model::BUNDLE_FORMAT_VERSION;
+use cairn::search::Source;
 use cairn::{Encoder, Error, Mode, Role, Searcher};
 use serde_json::{json, Value};
 
@@ -37,7 +41,7 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 /// What the frozen files answer: per query, the passage ids of the hybrid and keyword top 5.
-fn answers(enc: &Encoder, index: &Index) -> Value {
+fn answers(enc: &Encoder, index: &dyn Source) -> Value {
     let s = Searcher::new(index);
     let mut out = serde_json::Map::new();
     for q in QUERIES {
@@ -57,8 +61,23 @@ fn answers(enc: &Encoder, index: &Index) -> Value {
     Value::Object(out)
 }
 
+/// The frozen index of format version `v`: one file up to version 1, then a folder with the
+/// meta file and every part.
+fn frozen_index(v: u32) -> Box<dyn Source> {
+    if v == ONE_FILE_VERSION {
+        return Box::new(Index::from_bytes(read(&format!("index-v{v}.cairn"))).unwrap());
+    }
+    let folder = format!("index-v{v}");
+    let mut s = ShardedIndex::from_meta(read(&format!("{folder}/meta.cidx"))).unwrap();
+    for name in s.files().iter().map(|f| f.to_string()).collect::<Vec<_>>() {
+        s.add_part(&name, read(&format!("{folder}/{name}")))
+            .unwrap();
+    }
+    Box::new(s)
+}
+
 /// The frozen bundle `index` was built with: the fixture `.gguf` with its model fingerprint.
-fn model_of(index: &Index) -> Encoder {
+fn model_of(index: &dyn Source) -> Encoder {
     let want = &index.meta().model_fingerprint;
     let mut names: Vec<String> = std::fs::read_dir(dir())
         .unwrap()
@@ -79,18 +98,23 @@ fn model_of(index: &Index) -> Encoder {
 #[test]
 fn frozen_versions_still_load_and_answer_the_same() {
     for v in 1..=FORMAT_VERSION {
-        let index = dir().join(format!("index-v{v}.cairn"));
+        let exists = dir().join(format!("index-v{v}.cairn")).exists()
+            || dir().join(format!("index-v{v}/meta.cidx")).exists();
         assert!(
-            index.exists(),
+            exists,
             "no frozen fixture for index format version {v}: freeze one (see this file's header)"
         );
-        let idx = Index::from_bytes(read(&format!("index-v{v}.cairn"))).unwrap();
-        let enc = model_of(&idx);
-        idx.check_model(enc.fingerprint()).unwrap();
-        assert!(idx.len() >= 5, "frozen index has {} passages", idx.len());
+        let idx = frozen_index(v);
+        let enc = model_of(&*idx);
+        assert_eq!(idx.meta().model_fingerprint, enc.fingerprint());
+        assert!(
+            idx.meta().passages >= 5,
+            "frozen index has {} passages",
+            idx.meta().passages
+        );
         let expected: Value =
             serde_json::from_slice(&read(&format!("expected-index-v{v}.json"))).unwrap();
-        let got = answers(&enc, &idx);
+        let got = answers(&enc, &*idx);
         for q in QUERIES {
             let (g, e) = (&got[q], &expected[q]);
             // Keyword answers are exact: BM25's arithmetic has not changed.
@@ -258,12 +282,39 @@ fn freeze() {
     let (passages, _) = cairn::ingest::ingest_site(&site, &Default::default()).unwrap();
     let texts: Vec<String> = passages.iter().map(|p| p.indexed_text()).collect();
     let vectors = enc.embed(&texts, Role::Document).unwrap();
-    let bytes =
-        cairn::index::build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)
-            .unwrap();
-    let idx = Index::from_bytes(bytes.clone()).unwrap();
     std::fs::create_dir_all(dir()).unwrap();
-    let mut files = vec![(format!("index-v{v}.cairn"), bytes)];
+    let (idx, mut files): (Box<dyn Source>, _) = if v == ONE_FILE_VERSION {
+        let bytes =
+            cairn::index::build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)
+                .unwrap();
+        let idx = Index::from_bytes(bytes.clone()).unwrap();
+        (Box::new(idx), vec![(format!("index-v{v}.cairn"), bytes)])
+    } else {
+        // Small parts, so the fixture has several of each kind.
+        let opts = cairn::index::sharded::ShardOptions {
+            shard_rows: 4,
+            chunk_bytes: 256,
+            text_bytes: 512,
+            probe_rows: 8,
+        };
+        let built = cairn::index::sharded::build_sharded(
+            &passages,
+            &vectors,
+            enc.fingerprint(),
+            &enc.config().name,
+            &opts,
+        )
+        .unwrap();
+        let folder = format!("index-v{v}");
+        std::fs::create_dir_all(dir().join(&folder)).unwrap();
+        let mut s = ShardedIndex::from_meta(built.meta.clone()).unwrap();
+        let mut files = vec![(format!("{folder}/meta.cidx"), built.meta)];
+        for (name, bytes) in built.parts {
+            s.add_part(&name, bytes.clone()).unwrap();
+            files.push((format!("{folder}/{name}"), bytes));
+        }
+        (Box::new(s), files)
+    };
     // The bundle is frozen beside it unless one already frozen has its fingerprint.
     let known = std::fs::read_dir(dir()).unwrap().any(|e| {
         let name = e.unwrap().file_name().into_string().unwrap_or_default();
@@ -280,7 +331,7 @@ fn freeze() {
         );
         std::fs::write(dir().join(name), data).unwrap();
     }
-    let expected = serde_json::to_string_pretty(&answers(&enc, &idx)).unwrap();
+    let expected = serde_json::to_string_pretty(&answers(&enc, &*idx)).unwrap();
     std::fs::write(
         dir().join(format!("expected-index-v{v}.json")),
         expected + "\n",

@@ -171,14 +171,7 @@ impl DenseView<'_> {
         let q = DenseQuery::new(query)?;
         let n = self.len();
         let mut scored: Vec<(u32, f32)> = if n <= EXACT_SCAN_LIMIT {
-            match self.packed.filter(|p| p.n() == n && p.k() == self.dim) {
-                Some(packed) => {
-                    let mut scores = vec![0f32; n];
-                    kernels::gemm(&q.rows, packed, None, &mut scores)?;
-                    (0..n as u32).zip(scores).collect()
-                }
-                None => (0..n).map(|r| (r as u32, self.score(&q, r))).collect(),
-            }
+            (0..n as u32).zip(self.scores(&q)?).collect()
         } else {
             self.hamming_candidates(query, BINARY_CANDIDATES.max(k))
                 .into_iter()
@@ -187,6 +180,28 @@ impl DenseView<'_> {
         };
         top_k(&mut scored, k);
         Ok(scored)
+    }
+
+    /// Every row's score against `query`: the packed kernel's scan when the rows are packed,
+    /// else the reference (the same bits either way).
+    pub fn scores(&self, q: &DenseQuery) -> Result<Vec<f32>> {
+        if q.dim != self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "query vector has {} dimensions, the index {}",
+                q.dim, self.dim
+            )));
+        }
+        let n = self.len();
+        Ok(
+            match self.packed.filter(|p| p.n() == n && p.k() == self.dim) {
+                Some(packed) => {
+                    let mut scores = vec![0f32; n];
+                    kernels::gemm(&q.rows, packed, None, &mut scores)?;
+                    scores
+                }
+                None => (0..n).map(|r| self.score(q, r)).collect(),
+            },
+        )
     }
 
     /// The `m` rows whose binary codes are nearest to the query's.

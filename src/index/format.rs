@@ -16,10 +16,16 @@
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8; 8] = b"CAIRNIDX";
-/// The version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest version this build reads. Version 1 is the one-file index ([`ONE_FILE_VERSION`]),
+/// version 2 the sharded index ([`SHARDED_VERSION`], `index::sharded`): a meta file and part
+/// files in the same container, each a version 2 file.
+pub const FORMAT_VERSION: u32 = 2;
 /// The oldest version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
+/// The version of a one-file index (`build_index`; still written for small sites).
+pub const ONE_FILE_VERSION: u32 = 1;
+/// The version of every file of a sharded index.
+pub const SHARDED_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 16;
 pub const ENTRY_LEN: usize = 24;
 pub const TRAILER_LEN: usize = 8;
@@ -55,6 +61,21 @@ pub enum SectionKind {
     DenseScales = 11,
     /// u32 per term + 1: byte ranges of each term's varints in [`SectionKind::PostingDocs`].
     PostingDocOffsets = 12,
+    // Sharded index (version 2) only, below.
+    /// JSON `PartHeader`: which part of which index this file is.
+    Part = 13,
+    /// JSON `PartTable`: the meta file's directory of part files.
+    PartTable = 14,
+    /// i8 x dim per coarse centroid (the meta file).
+    CentroidRows = 15,
+    /// f32 per coarse centroid: the scale of its int8 row.
+    CentroidScales = 16,
+    /// A term chunk's postings: per term, per passage `(gap, tf, length)` as LEB128 varints.
+    ChunkPostings = 17,
+    /// u32 per row of a vector shard: the passage it belongs to, ascending.
+    RowPassages = 18,
+    /// 8 bytes per part file: the start of the SHA-256 of its bytes, which names it.
+    PartHashes = 19,
 }
 
 impl SectionKind {
@@ -73,8 +94,31 @@ impl SectionKind {
         SectionKind::PostingDocOffsets,
     ];
 
+    /// Every kind, the sharded format's included.
+    pub const EVERY: [SectionKind; 19] = [
+        SectionKind::Meta,
+        SectionKind::Passages,
+        SectionKind::Terms,
+        SectionKind::TermOffsets,
+        SectionKind::PostingDocs,
+        SectionKind::PostingTfs,
+        SectionKind::DocLens,
+        SectionKind::DenseMean,
+        SectionKind::DenseCodes,
+        SectionKind::DenseRows,
+        SectionKind::DenseScales,
+        SectionKind::PostingDocOffsets,
+        SectionKind::Part,
+        SectionKind::PartTable,
+        SectionKind::CentroidRows,
+        SectionKind::CentroidScales,
+        SectionKind::ChunkPostings,
+        SectionKind::RowPassages,
+        SectionKind::PartHashes,
+    ];
+
     pub fn from_u32(v: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| *k as u32 == v)
+        Self::EVERY.into_iter().find(|k| *k as u32 == v)
     }
 
     pub fn name(self) -> &'static str {
@@ -91,6 +135,13 @@ impl SectionKind {
             SectionKind::DenseRows => "int8 rows",
             SectionKind::DenseScales => "row scales",
             SectionKind::PostingDocOffsets => "posting offsets",
+            SectionKind::Part => "part header",
+            SectionKind::PartTable => "part table",
+            SectionKind::CentroidRows => "centroid rows",
+            SectionKind::CentroidScales => "centroid scales",
+            SectionKind::ChunkPostings => "chunk postings",
+            SectionKind::RowPassages => "row passages",
+            SectionKind::PartHashes => "part hashes",
         }
     }
 }
@@ -138,8 +189,13 @@ impl Passage {
     }
 }
 
-/// Serialises sections into the container described above.
+/// Serialises sections into the container described above, as a one-file index.
 pub fn write_container(sections: &[(SectionKind, Vec<u8>)]) -> Vec<u8> {
+    write_container_version(ONE_FILE_VERSION, sections)
+}
+
+/// Serialises sections into the container described above, with format `version`.
+pub fn write_container_version(version: u32, sections: &[(SectionKind, Vec<u8>)]) -> Vec<u8> {
     let n = sections.len();
     let mut offset = HEADER_LEN + n * ENTRY_LEN;
     offset = offset.div_ceil(ALIGN) * ALIGN;
@@ -150,7 +206,7 @@ pub fn write_container(sections: &[(SectionKind, Vec<u8>)]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(offset + TRAILER_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(n as u32).to_le_bytes());
     for (kind, off, len) in &entries {
         out.extend_from_slice(&(*kind as u32).to_le_bytes());

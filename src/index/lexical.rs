@@ -433,53 +433,95 @@ pub struct LexicalView<'a> {
 
 impl LexicalView<'_> {
     /// BM25 scores of every passage that matches at least one of `terms`, as
-    /// `(passage, score)`, in the order passages were first matched.
-    ///
-    /// Scores accumulate in a dense array of one float per passage, kept per thread and
-    /// reused across queries (only the entries a query touched are reset).
+    /// `(passage, score)`, in the order passages were first matched ([`accumulate`]).
     pub fn score(&self, terms: &[String]) -> Vec<(u32, f32)> {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
-        }
-        SCRATCH.with(|s| self.score_into(terms, &mut s.borrow_mut()))
+        let bm25 = Bm25 {
+            passages: self.doc_lens.len(),
+            avg_len: self.avg_len,
+            k1: self.k1,
+            b: self.b,
+        };
+        accumulate(bm25.passages, |add| {
+            for term in terms {
+                let Ok(t) = self.terms.binary_search(term) else {
+                    continue;
+                };
+                let (s, e) = (self.offsets[t] as usize, self.offsets[t + 1] as usize);
+                let (ds, de) = (
+                    self.doc_offsets[t] as usize,
+                    self.doc_offsets[t + 1] as usize,
+                );
+                let idf = bm25.idf(e - s);
+                // Index::from_bytes decoded every list once and checked it against these
+                // ranges and the passage count, so this cannot go out of bounds.
+                for_each_doc(&self.docs[ds..de], |i, d| {
+                    let (Some(&tf), Some(&dl)) =
+                        (self.tfs.get(s + i), self.doc_lens.get(d as usize))
+                    else {
+                        return;
+                    };
+                    add(d, bm25.weight(idf, tf as u32, dl));
+                });
+            }
+        })
+    }
+}
+
+/// BM25 over one index (Lucene's IDF): the one definition of a term's weight in a passage,
+/// for the one-file index and the sharded one alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Bm25 {
+    pub passages: usize,
+    pub avg_len: f32,
+    pub k1: f32,
+    pub b: f32,
+}
+
+impl Bm25 {
+    /// The IDF of a term found in `df` passages.
+    pub fn idf(&self, df: usize) -> f32 {
+        let (n, df) = (self.passages as f32, df as f32);
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 
-    fn score_into(&self, terms: &[String], scratch: &mut Scratch) -> Vec<(u32, f32)> {
-        let passages = self.doc_lens.len();
-        let n = passages as f32;
-        let Scratch { acc, seen, touched } = scratch;
+    /// The score a term of weight `idf` adds to a passage of BM25 length `dl` where it occurs
+    /// `tf` times.
+    pub fn weight(&self, idf: f32, tf: u32, dl: u32) -> f32 {
+        let (tf, dl) = (tf as f32, dl as f32);
+        let norm = self.k1 * (1.0 - self.b + self.b * dl / self.avg_len.max(1e-6));
+        idf * tf * (self.k1 + 1.0) / (tf + norm)
+    }
+}
+
+/// Sums scores per passage: `fill` calls `add(passage, score)` for every posting (passages
+/// below `passages`; others are ignored), and the result is every passage added to, as
+/// `(passage, total)`, in the order passages were first added.
+///
+/// Scores accumulate in a dense array of one float per passage, kept per thread and reused
+/// across queries (only the entries a query touched are reset).
+pub fn accumulate(passages: usize, fill: impl FnOnce(&mut dyn FnMut(u32, f32))) -> Vec<(u32, f32)> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
+    }
+    SCRATCH.with(|s| {
+        let mut scratch = s.borrow_mut();
+        let Scratch { acc, seen, touched } = &mut *scratch;
         if acc.len() < passages {
             acc.resize(passages, 0.0);
             seen.resize(passages, false);
         }
         touched.clear();
-        for term in terms {
-            let Ok(t) = self.terms.binary_search(term) else {
-                continue;
-            };
-            let (s, e) = (self.offsets[t] as usize, self.offsets[t + 1] as usize);
-            let (ds, de) = (
-                self.doc_offsets[t] as usize,
-                self.doc_offsets[t + 1] as usize,
-            );
-            let df = (e - s) as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            // Index::from_bytes decoded every list once and checked it against these
-            // ranges and the passage count, so this cannot go out of bounds.
-            for_each_doc(&self.docs[ds..de], |i, d| {
-                let d = d as usize;
-                let (Some(&tf), Some(&dl)) = (self.tfs.get(s + i), self.doc_lens.get(d)) else {
-                    return;
-                };
-                let (tf, dl) = (tf as f32, dl as f32);
-                let norm = self.k1 * (1.0 - self.b + self.b * dl / self.avg_len.max(1e-6));
-                if !seen[d] {
-                    seen[d] = true;
-                    touched.push(d as u32);
-                }
-                acc[d] += idf * tf * (self.k1 + 1.0) / (tf + norm);
-            });
-        }
+        fill(&mut |d, score| {
+            let d = d as usize;
+            if d >= passages {
+                return;
+            }
+            if !seen[d] {
+                seen[d] = true;
+                touched.push(d as u32);
+            }
+            acc[d] += score;
+        });
         touched
             .iter()
             .map(|&d| {
@@ -490,10 +532,10 @@ impl LexicalView<'_> {
                 (d as u32, score)
             })
             .collect()
-    }
+    })
 }
 
-/// Per-thread buffers of [`LexicalView::score`], sized to the largest index seen: all zero
+/// Per-thread buffers of [`accumulate`], sized to the largest index seen: all zero
 /// (and unseen) between queries.
 #[derive(Default)]
 struct Scratch {

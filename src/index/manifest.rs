@@ -153,7 +153,7 @@ impl Manifest {
 }
 
 /// A file name inside the folder: no separators, no `..`, no scheme, nothing to escape.
-fn is_plain_name(name: &str) -> bool {
+pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('.')

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod format;
 pub mod lexical;
 pub mod manifest;
+pub mod sharded;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use crate::{kernels, Error, Result};
 use format::{ALIGN, ENTRY_LEN, HEADER_LEN, MAGIC, MIN_FORMAT_VERSION, TRAILER_LEN};
 
 /// The file's bytes, kept 8-byte aligned so numeric sections can be viewed in place.
-enum Storage {
+pub(crate) enum Storage {
     /// The caller's buffer, already aligned: used as is (no copy).
     Bytes(Vec<u8>),
     /// A copy into aligned words, for a buffer that happened to be misaligned.
@@ -29,7 +30,19 @@ enum Storage {
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    /// Keeps `bytes` as they are when aligned, or copies them into aligned words.
+    pub(crate) fn aligned(bytes: Vec<u8>) -> Self {
+        if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+            Storage::Bytes(bytes)
+        } else {
+            let len = bytes.len();
+            let mut words = vec![0u64; len.div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len].copy_from_slice(&bytes);
+            Storage::Words(words, len)
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Bytes(b) => b,
             Storage::Words(w, len) => &bytemuck::cast_slice(w)[..*len],
@@ -49,7 +62,7 @@ pub struct Index {
     packed: Option<kernels::PackedMatrix>,
 }
 
-fn corrupt(msg: impl Into<String>) -> Error {
+pub(crate) fn corrupt(msg: impl Into<String>) -> Error {
     Error::CorruptIndex(msg.into())
 }
 
@@ -73,76 +86,88 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// A container's version and sections, checked: magic, version range, checksum, trailer, and
+/// every section inside the file and aligned. `what` names the file in errors.
+pub(crate) struct Container {
+    pub version: u32,
+    pub sections: BTreeMap<SectionKind, Range<usize>>,
+}
+
+pub(crate) fn read_container(bytes: &[u8]) -> Result<Container> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(Error::NotAnIndex(format!(
+            "the file does not start with {:?} ({} bytes); is this the model bundle or an error page?",
+            String::from_utf8_lossy(MAGIC),
+            bytes.len()
+        )));
+    }
+    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+        return Err(corrupt(format!("only {} bytes", bytes.len())));
+    }
+    let version = u32_at(bytes, 8);
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(Error::UnsupportedIndexVersion {
+            found: version,
+            min: MIN_FORMAT_VERSION,
+            max: FORMAT_VERSION,
+        });
+    }
+    let body = bytes.len() - TRAILER_LEN;
+    let reserved = u32_at(bytes, body + 4);
+    if reserved != 0 {
+        return Err(corrupt(format!(
+            "the trailer's reserved word is {reserved:08x}, not 0: the file was altered"
+        )));
+    }
+    let recorded = u32_at(bytes, body);
+    let actual = crc32_in_chunks(&bytes[..body]);
+    if recorded != actual {
+        return Err(corrupt(format!(
+            "checksum mismatch (recorded {recorded:08x}, computed {actual:08x}): the file was cut short or altered"
+        )));
+    }
+    let n = u32_at(bytes, 12) as usize;
+    if n > 64 || HEADER_LEN + n * ENTRY_LEN > body {
+        return Err(corrupt(format!("implausible section count {n}")));
+    }
+    let mut sections = BTreeMap::new();
+    for i in 0..n {
+        let at = HEADER_LEN + i * ENTRY_LEN;
+        let kind = u32_at(bytes, at);
+        if u32_at(bytes, at + 4) != 0 {
+            return Err(corrupt(format!("section {i}'s reserved word is not 0")));
+        }
+        let off = u64_at(bytes, at + 8);
+        let len = u64_at(bytes, at + 16);
+        let end = off.checked_add(len).filter(|&e| e <= body as u64);
+        let (Some(end), true) = (end, (off as usize).is_multiple_of(ALIGN)) else {
+            return Err(corrupt(format!("section {i} lies outside the file")));
+        };
+        // Unknown kinds are skipped: a later minor version may add sections.
+        if let Some(kind) = SectionKind::from_u32(kind) {
+            sections.insert(kind, off as usize..end as usize);
+        }
+    }
+    Ok(Container { version, sections })
+}
+
 impl Index {
     /// Reads an index file. Takes the buffer by value and views its numeric sections in place.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
-        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        let Container { version, sections } = read_container(&bytes)?;
+        if version != format::ONE_FILE_VERSION {
             return Err(Error::NotAnIndex(format!(
-                "the file does not start with {:?} ({} bytes); is this the model bundle or an error page?",
-                String::from_utf8_lossy(MAGIC),
-                bytes.len()
+                "this is a file of a sharded index (format version {version}), not a one-file \
+                 index (version {}): load it through its folder's manifest",
+                format::ONE_FILE_VERSION
             )));
-        }
-        if bytes.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(corrupt(format!("only {} bytes", bytes.len())));
-        }
-        let version = u32_at(&bytes, 8);
-        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
-            return Err(Error::UnsupportedIndexVersion {
-                found: version,
-                min: MIN_FORMAT_VERSION,
-                max: FORMAT_VERSION,
-            });
-        }
-        let body = bytes.len() - TRAILER_LEN;
-        let reserved = u32_at(&bytes, body + 4);
-        if reserved != 0 {
-            return Err(corrupt(format!(
-                "the trailer's reserved word is {reserved:08x}, not 0: the file was altered"
-            )));
-        }
-        let recorded = u32_at(&bytes, body);
-        let actual = crc32_in_chunks(&bytes[..body]);
-        if recorded != actual {
-            return Err(corrupt(format!(
-                "checksum mismatch (recorded {recorded:08x}, computed {actual:08x}): the file was cut short or altered"
-            )));
-        }
-        let n = u32_at(&bytes, 12) as usize;
-        if n > 64 || HEADER_LEN + n * ENTRY_LEN > body {
-            return Err(corrupt(format!("implausible section count {n}")));
-        }
-        let mut sections = BTreeMap::new();
-        for i in 0..n {
-            let at = HEADER_LEN + i * ENTRY_LEN;
-            let kind = u32_at(&bytes, at);
-            if u32_at(&bytes, at + 4) != 0 {
-                return Err(corrupt(format!("section {i}'s reserved word is not 0")));
-            }
-            let off = u64_at(&bytes, at + 8);
-            let len = u64_at(&bytes, at + 16);
-            let end = off.checked_add(len).filter(|&e| e <= body as u64);
-            let (Some(end), true) = (end, (off as usize).is_multiple_of(ALIGN)) else {
-                return Err(corrupt(format!("section {i} lies outside the file")));
-            };
-            // Unknown kinds are skipped: a later minor version may add sections.
-            if let Some(kind) = SectionKind::from_u32(kind) {
-                sections.insert(kind, off as usize..end as usize);
-            }
         }
         for kind in SectionKind::ALL {
             if !sections.contains_key(&kind) {
                 return Err(corrupt(format!("the {} section is missing", kind.name())));
             }
         }
-        let storage = if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
-            Storage::Bytes(bytes)
-        } else {
-            let len = bytes.len();
-            let mut words = vec![0u64; len.div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len].copy_from_slice(&bytes);
-            Storage::Words(words, len)
-        };
+        let storage = Storage::aligned(bytes);
         let b = storage.bytes();
         let json = |kind: SectionKind| &b[sections[&kind].clone()];
         let meta: IndexMeta = serde_json::from_slice(json(SectionKind::Meta))

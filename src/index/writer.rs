@@ -6,25 +6,25 @@ use super::format::{write_container, IndexMeta, Passage, SectionKind};
 use super::lexical::{self, Analyzer};
 use crate::{Error, Result};
 
-fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<Vec<u8>> {
+pub(crate) fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|source| Error::Json {
         what: what.into(),
         source,
     })
 }
 
-fn raw<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
+pub(crate) fn raw<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
     bytemuck::cast_slice(v).to_vec()
 }
 
-/// Writes the index for `passages` with `vectors` (one unit vector per passage, made by the
-/// model with `model_fingerprint`).
-pub fn build_index(
+/// The index-wide facts and the keyword index of `passages`, after checking the inputs: the
+/// start of every index build, one-file or sharded.
+pub(crate) fn prepare(
     passages: &[Passage],
     vectors: &[Vec<f32>],
     model_fingerprint: &str,
     model_name: &str,
-) -> Result<Vec<u8>> {
+) -> Result<(IndexMeta, lexical::LexicalData)> {
     if passages.len() != vectors.len() {
         return Err(Error::InvalidArgument(format!(
             "{} passages but {} vectors",
@@ -58,7 +58,19 @@ pub fn build_index(
         b: lexical::DEFAULT_B,
         created_by: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
-    let d = dense::build(vectors, dim);
+    Ok((meta, lex))
+}
+
+/// Writes the one-file index for `passages` with `vectors` (one unit vector per passage, made
+/// by the model with `model_fingerprint`).
+pub fn build_index(
+    passages: &[Passage],
+    vectors: &[Vec<f32>],
+    model_fingerprint: &str,
+    model_name: &str,
+) -> Result<Vec<u8>> {
+    let (meta, lex) = prepare(passages, vectors, model_fingerprint, model_name)?;
+    let d = dense::build(vectors, meta.dim);
     let sections = vec![
         (SectionKind::Meta, json(&meta, "index metadata")?),
         (SectionKind::Passages, json(&passages, "passages")?),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::index::dense::top_k;
 use crate::index::lexical::Analyzer;
-use crate::index::Index;
+use crate::index::{Index, IndexMeta, Passage};
 use crate::{Error, Result};
 pub use excerpt::Excerpt;
 
@@ -112,15 +112,86 @@ impl Default for Fusion {
     }
 }
 
+/// Files a search over a sharded index could not use: `need` are not loaded yet (fetch them,
+/// add them and search again), `missing` could not be had (the search answered without them).
+/// Always empty for a one-file [`Index`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gaps {
+    pub need: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Gaps {
+    pub fn is_empty(&self) -> bool {
+        self.need.is_empty() && self.missing.is_empty()
+    }
+
+    pub(crate) fn add_need(&mut self, file: &str) {
+        if !self.need.iter().any(|f| f == file) {
+            self.need.push(file.to_string());
+        }
+    }
+
+    pub(crate) fn add_missing(&mut self, file: &str) {
+        if !self.missing.iter().any(|f| f == file) {
+            self.missing.push(file.to_string());
+        }
+    }
+}
+
+/// What a searcher searches: a one-file [`Index`], or a sharded index
+/// (`index::sharded::ShardedIndex`) that may hold only some of its parts. Each call notes in
+/// `gaps` the parts it would have used but does not have.
+pub trait Source {
+    fn meta(&self) -> &IndexMeta;
+    /// BM25 scores of the passages matching any of `terms`, in first-matched order.
+    fn lexical_scores(&self, terms: &[String], gaps: &mut Gaps) -> Vec<(u32, f32)>;
+    /// The `depth` passages nearest to `query` (a unit vector), best first.
+    fn dense_ranking(
+        &self,
+        query: &[f32],
+        depth: usize,
+        gaps: &mut Gaps,
+    ) -> Result<Vec<(u32, f32)>>;
+    /// Passage `p`'s text and place, when it is loaded.
+    fn passage(&self, p: u32, gaps: &mut Gaps) -> Option<&Passage>;
+}
+
+impl Source for Index {
+    fn meta(&self) -> &IndexMeta {
+        Index::meta(self)
+    }
+
+    fn lexical_scores(&self, terms: &[String], _: &mut Gaps) -> Vec<(u32, f32)> {
+        self.lexical().score(terms)
+    }
+
+    fn dense_ranking(&self, query: &[f32], depth: usize, _: &mut Gaps) -> Result<Vec<(u32, f32)>> {
+        self.dense().search(query, depth)
+    }
+
+    fn passage(&self, p: u32, _: &mut Gaps) -> Option<&Passage> {
+        self.passages().get(p as usize)
+    }
+}
+
+/// A search's results and the parts of a sharded index it lacked ([`Gaps`]). Hits whose
+/// passage text is not loaded are left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    pub gaps: Gaps,
+}
+
 /// Searches one index. Cheap to build (the analyzer is shared, [`Analyzer::shared`]).
 pub struct Searcher<'a> {
-    index: &'a Index,
+    index: &'a dyn Source,
     analyzer: &'static Analyzer,
     fusion: Fusion,
 }
 
 impl<'a> Searcher<'a> {
-    pub fn new(index: &'a Index) -> Self {
+    pub fn new(index: &'a dyn Source) -> Self {
         Self {
             index,
             analyzer: Analyzer::shared(),
@@ -164,45 +235,58 @@ impl<'a> Searcher<'a> {
         k: usize,
         mode: Mode,
     ) -> Result<Vec<Hit>> {
+        Ok(self.find(query_vector, dense, query_text, k, mode)?.hits)
+    }
+
+    /// [`Searcher::search_with_dense`], saying which parts of a sharded index it lacked.
+    pub fn find(
+        &self,
+        query_vector: Option<&[f32]>,
+        dense: Option<Vec<(u32, f32)>>,
+        query_text: &str,
+        k: usize,
+        mode: Mode,
+    ) -> Result<Found> {
         let text = truncate_query(query_text);
         let terms = self.analyzer.query_terms(text);
+        let dim = self.index.meta().dim;
         if let Some(v) = query_vector {
-            if v.len() != self.index.meta().dim {
+            if v.len() != dim {
                 return Err(Error::InvalidArgument(format!(
-                    "query vector has {} dimensions, the index {}",
+                    "query vector has {} dimensions, the index {dim}",
                     v.len(),
-                    self.index.meta().dim
                 )));
             }
         }
         let mode = mode.runs_as(query_vector.is_some(), text);
         let f = self.fusion;
         let depth = k.max(f.depth);
-        let lexical = || -> Vec<(u32, f32)> {
-            let mut s = self.index.lexical().score(&terms);
+        let mut gaps = Gaps::default();
+        let lexical = |gaps: &mut Gaps| -> Vec<(u32, f32)> {
+            let mut s = self.index.lexical_scores(&terms, gaps);
             top_k(&mut s, depth);
             s
         };
-        let n = self.index.len() as u32;
+        let n = self.index.meta().passages as u32;
         let precomputed = dense.map(|mut d| {
             d.retain(|&(p, _)| p < n);
             d.truncate(depth);
             d
         });
-        let dense = |v: &[f32]| match &precomputed {
+        let dense = |v: &[f32], gaps: &mut Gaps| match &precomputed {
             Some(d) => Ok(d.clone()),
-            None => self.index.dense().search(v, depth),
+            None => self.index.dense_ranking(v, depth, gaps),
         };
         let (ranked, keyword, meaning): (Vec<(u32, f32)>, Vec<u32>, Vec<u32>) =
             match (mode, query_vector) {
                 (Mode::Dense, Some(v)) => {
-                    let d = dense(v)?;
+                    let d = dense(v, &mut gaps)?;
                     let ids = d.iter().map(|x| x.0).collect();
                     (d, Vec::new(), ids)
                 }
                 (Mode::Hybrid, Some(v)) => {
-                    let l = lexical();
-                    let d = dense(v)?;
+                    let l = lexical(&mut gaps);
+                    let d = dense(v, &mut gaps)?;
                     let li: Vec<u32> = l.iter().map(|x| x.0).collect();
                     let di: Vec<u32> = d.iter().map(|x| x.0).collect();
                     let fused =
@@ -210,37 +294,37 @@ impl<'a> Searcher<'a> {
                     (fused, li, di)
                 }
                 _ => {
-                    let l = lexical();
+                    let l = lexical(&mut gaps);
                     let ids = l.iter().map(|x| x.0).collect();
                     (l, ids, Vec::new())
                 }
             };
         let in_top = |list: &[u32], p: u32| list.iter().take(depth).any(|&x| x == p);
-        Ok(ranked
-            .into_iter()
-            .take(k)
-            .map(|(p, score)| {
-                let kw = in_top(&keyword, p);
-                let mn = in_top(&meaning, p);
-                let why = match (kw, mn) {
-                    (true, true) => Why::Both,
-                    (true, false) => Why::Keyword,
-                    _ => Why::Meaning,
-                };
-                let passage = &self.index.passages()[p as usize];
-                Hit {
-                    passage: p,
-                    id: passage.id.clone(),
-                    url: passage.url.clone(),
-                    anchor: passage.anchor.clone(),
-                    title: passage.title.clone(),
-                    heading: passage.heading.clone(),
-                    score,
-                    why,
-                    excerpt: excerpt::excerpt(self.analyzer, &passage.text, &terms),
-                }
-            })
-            .collect())
+        let mut hits = Vec::with_capacity(k.min(ranked.len()));
+        for (p, score) in ranked.into_iter().take(k) {
+            let Some(passage) = self.index.passage(p, &mut gaps) else {
+                continue;
+            };
+            let kw = in_top(&keyword, p);
+            let mn = in_top(&meaning, p);
+            let why = match (kw, mn) {
+                (true, true) => Why::Both,
+                (true, false) => Why::Keyword,
+                _ => Why::Meaning,
+            };
+            hits.push(Hit {
+                passage: p,
+                id: passage.id.clone(),
+                url: passage.url.clone(),
+                anchor: passage.anchor.clone(),
+                title: passage.title.clone(),
+                heading: passage.heading.clone(),
+                score,
+                why,
+                excerpt: excerpt::excerpt(self.analyzer, &passage.text, &terms),
+            });
+        }
+        Ok(Found { hits, gaps })
     }
 }
 

@@ -202,7 +202,9 @@ class CairnSearch extends HTMLElement {
     const params = new URLSearchParams(location.search);
     const backend = params.get('backend') || this.getAttribute('backend') || 'auto';
     const wasm = params.get('wasm') || this.getAttribute('wasm') || 'auto';
-    this.worker.postMessage({ type: 'init', base, backend, wasm });
+    // prefetch="off": a sharded index's parts are fetched only as queries need them.
+    const prefetch = (this.getAttribute('prefetch') || 'on') !== 'off';
+    this.worker.postMessage({ type: 'init', base, backend, wasm, prefetch });
     this.workerUrl = new URL('./cairn-worker.js', import.meta.url).href;
     this.registerServiceWorker();
   }
@@ -372,11 +374,15 @@ class CairnSearch extends HTMLElement {
         if (msg.seq < this.shownSeq || msg.seq !== this.seq) return; // stale
         this.shownSeq = msg.seq;
         this.dataset.mode = msg.mode;
-        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings };
-        this.render(msg.hits, msg.query);
+        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, missing: msg.missing || [], parts: msg.parts };
+        this.render(msg.hits, msg.query, undefined, msg.missing || []);
         this.dispatchEvent(new CustomEvent('cairn-results', {
           detail: { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings },
         }));
+        break;
+      case 'prefetch':
+        // A sharded index's idle prefetch: `done` once every part was tried.
+        this.dataset.prefetch = msg.loaded + msg.failed >= msg.total ? 'done' : 'running';
         break;
       case 'search-error':
         if (msg.seq === this.seq) this.render([], this.input.value, msg.message);
@@ -403,7 +409,7 @@ class CairnSearch extends HTMLElement {
     });
   }
 
-  render(hits, query, error) {
+  render(hits, query, error, missing = []) {
     this.hits = hits;
     this.select(-1);
     this.list.replaceChildren();
@@ -443,6 +449,15 @@ class CairnSearch extends HTMLElement {
       const li = document.createElement('li');
       li.className = 'empty';
       li.textContent = error ? `Search failed: ${error}` : 'No results';
+      this.list.append(li);
+    }
+    // Parts of a sharded index that could not be had: said, with the other results above.
+    if (missing.length && query.trim()) {
+      const li = document.createElement('li');
+      li.className = 'empty missing';
+      const first = missing[0];
+      const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
+      li.textContent = `Some results could not be loaded: ${first.reason}${more}`;
       this.list.append(li);
     }
     this.open(query.trim() !== '');

@@ -13,9 +13,9 @@
 //   scripts, images), the element, the worker and the engine: the element sends their URLs
 //   once search is ready (message `cairn-cache`), and the answer says what was kept;
 // - on later visits, fresh copies of those as they come from the network.
-// The index, the model and the manifest are kept by the worker itself (cache `cairn-v1`,
-// after it has verified their checksums); this worker serves them from there but never
-// stores them twice.
+// The index (one file, or a sharded index's meta file and parts), the model and the manifest
+// are kept by the worker itself (cache `cairn-v1`, after it has verified their checksums);
+// this worker serves them from there but never stores them twice.
 //
 // Strategy: content-hashed files (`name.<16 hex>.ext`, never changed in place) come from the
 // cache first; everything else from the network first, so a deploy shows at once, and from

@@ -2,19 +2,28 @@
 // in the wasm engine, so the page only renders.
 //
 // Messages from the page:
-//   { type: 'init', base, backend, wasm }
+//   { type: 'init', base, backend, wasm, prefetch }
 //                                     base: absolute URL of the index folder (cairn-entry.json);
 //                                     backend: 'auto' (default), 'webgpu' or 'cpu';
 //                                     wasm: 'auto' (default: the relaxed-SIMD build where the
-//                                     browser validates relaxed SIMD) or 'simd128'
+//                                     browser validates relaxed SIMD) or 'simd128';
+//                                     prefetch: false to fetch a sharded index's parts only as
+//                                     queries need them (default: the rest after the first
+//                                     answer, while no search runs)
 //   { type: 'search', seq, query, k, mode }
 //   { type: 'retry' }                 fetch again whatever failed (index or model)
 // Messages to the page:
 //   { type: 'progress', what: 'index' | 'model', loaded, total }
 //   { type: 'state', state: 'loading' | 'keyword' | 'ready' | 'error', message, detail }
-//   { type: 'results', seq, query, mode, hits, backend, timings: { encodeMs, searchMs } }
+//   { type: 'results', seq, query, mode, hits, backend, timings: { encodeMs, searchMs },
+//     missing: [{ file, reason }], parts: { fetched, bytes, cached } }
 //                                     (what Engine.search resolves to; the worker reruns the
-//                                     latest query once the model is in, same seq)
+//                                     latest query once the model is in, same seq; `missing`
+//                                     names the parts of a sharded index that could not be
+//                                     had, the hits are what the rest gave; `parts` counts
+//                                     the parts this worker has loaded so far)
+//   { type: 'prefetch', loaded, total, failed }
+//                                     a sharded index's idle prefetch, after each batch
 //   { type: 'search-error', seq, message }
 
 // The engine module is loaded by `startEngine`: the one the index folder's manifest names
@@ -41,6 +50,12 @@ let backendPref = 'auto';
 let wasmPref = 'auto';
 let gpuReport = null;
 let freshManifest = null; // bytes of a manifest from the network, not yet kept
+let sharded = false; // the index is sharded (manifest index_format 2): parts come on demand
+let prefetchOn = true;
+let prefetchState = 'idle'; // idle | running | done
+const partLoads = new Map(); // part name -> the promise of its load
+const partErrors = new Map(); // part name -> why it could not be had
+const partStats = { fetched: 0, bytes: 0, cached: 0 };
 
 const post = (msg) => self.postMessage(msg);
 const now = () => performance.now();
@@ -91,27 +106,35 @@ async function readWithProgress(response, what, expected) {
 
 // A content-hashed file: from the cache when there, else from the network (then cached).
 // `use(bytes)` parses it; if a cached copy fails to parse it is evicted and fetched again.
-async function loadHashed(name, what, expected, use) {
+// `quiet`: no progress messages (the parts of a sharded index), and `reload` bypasses the HTTP
+// cache (a second try after a damaged download).
+async function loadHashed(name, what, expected, use, { quiet = false, reload = false } = {}) {
   const url = new URL(name, base).href;
   const cache = await openCache();
   if (cache) {
     const hit = await cache.match(url);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
-      post({ type: 'progress', what, loaded: bytes.length, total: bytes.length, cached: true });
+      if (!quiet) post({ type: 'progress', what, loaded: bytes.length, total: bytes.length, cached: true });
       try {
-        return use(bytes);
+        const result = use(bytes);
+        if (quiet) partStats.cached += 1;
+        return result;
       } catch (e) {
         console.warn(`cairn: cached ${name} is damaged (${e.message}); fetching it again`);
         await cache.delete(url);
       }
     }
   }
-  const response = await fetch(url);
+  const response = await fetch(url, reload ? { cache: 'reload' } : {});
   if (!response.ok) {
     throw new Error(`${name}: HTTP ${response.status} ${response.statusText}`.trim());
   }
-  const bytes = await readWithProgress(response, what, expected);
+  const bytes = quiet ? new Uint8Array(await response.arrayBuffer()) : await readWithProgress(response, what, expected);
+  if (quiet) {
+    partStats.fetched += 1;
+    partStats.bytes += bytes.length;
+  }
   const result = use(bytes); // throws on a corrupt download: nothing is cached then
   if (cache) {
     try {
@@ -193,7 +216,8 @@ function engineNamed(bytes) {
 async function pruneCache() {
   const cache = await openCache();
   if (!cache || !manifest) return;
-  const keep = new Set([MANIFEST, manifest.index, manifest.model].map((n) => new URL(n, base).href));
+  const names = [MANIFEST, manifest.index, manifest.model, ...(sharded ? engine.partFiles() : [])];
+  const keep = new Set(names.map((n) => new URL(n, base).href));
   // (The engine files are not in the Cache API: the HTTP cache keeps them, by hashed name.)
   for (const req of await cache.keys()) {
     if (req.url.startsWith(base) && !keep.has(req.url)) await cache.delete(req);
@@ -203,10 +227,78 @@ async function pruneCache() {
 async function loadIndex(manifestBytes) {
   state('loading', 'Loading the index…');
   manifest = await readManifest(manifestBytes);
-  await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) => engine.loadIndex(bytes));
+  // A sharded index: its small meta file now, its parts as queries name them (fetchPart).
+  sharded = manifest.index_format === 2;
+  partLoads.clear();
+  partErrors.clear();
+  prefetchState = 'idle';
+  await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) =>
+    sharded ? engine.loadMeta(bytes) : engine.loadIndex(bytes));
   indexReady = true;
   state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages });
   schedule();
+}
+
+// One part of a sharded index into the engine: from the cache or the network, checked by the
+// engine (cut short, failing its checksum, not the file its hash names: an error naming the
+// file). A damaged cached copy is evicted and fetched again (loadHashed); a damaged or failed
+// download is tried once more, past the HTTP cache; then the part is marked missing, and
+// searches answer without it and name it.
+function fetchPart(name) {
+  if (partLoads.has(name)) return partLoads.get(name);
+  const target = engine;
+  const load = (reload) => loadHashed(name, 'part', 0, (bytes) => target.addPart(name, bytes), { quiet: true, reload });
+  const p = (async () => {
+    try {
+      await load(false);
+      partErrors.delete(name);
+    } catch (first) {
+      try {
+        await load(true);
+        partErrors.delete(name);
+      } catch (e) {
+        partErrors.set(name, e.message.includes(name) ? e.message : `${name}: ${e.message}`);
+        if (target === engine) engine.markMissing(name);
+      }
+    } finally {
+      partLoads.delete(name);
+    }
+  })();
+  partLoads.set(name, p);
+  return p;
+}
+
+// A search over a sharded index: each round names the parts it lacks (term chunks and vector
+// shards, then the text of its hits); they are fetched and the search runs again.
+async function searchSharded(query, options) {
+  let out = await engine.search(query, options);
+  for (let round = 0; out.need.length > 0 && round < 4; round += 1) {
+    await Promise.all(out.need.map(fetchPart));
+    out = await engine.search(query, options);
+  }
+  return out;
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// After the first answer, the rest of a sharded index, a few parts at a time and only while
+// no search runs, so a later query (and an offline visit) needs no network.
+async function prefetch() {
+  if (!sharded || !prefetchOn || prefetchState !== 'idle') return;
+  prefetchState = 'running';
+  const target = engine;
+  const names = engine.partsToFetch();
+  const total = names.length;
+  for (let i = 0; i < names.length; i += 6) {
+    while (running || pending) await pause(50);
+    if (target !== engine) return; // another engine took over: it prefetches its own
+    await Promise.all(names.slice(i, i + 6).map(fetchPart));
+    const left = engine.partsToFetch().length;
+    post({ type: 'prefetch', loaded: total - left, total, failed: partErrors.size });
+    await pause(0);
+  }
+  prefetchState = 'done';
+  pruneCache();
 }
 
 function readyDetail() {
@@ -217,6 +309,8 @@ function readyDetail() {
     passages: manifest.passages,
     gpu: gpuReport,
     engine: { js: engineUrl, wasm: engineWasm },
+    sharded,
+    parts: sharded ? { ...partStats, left: engine.partsToFetch().length } : undefined,
   };
 }
 
@@ -352,7 +446,8 @@ async function runPending() {
   try {
     // One engine call: it embeds when the model is in and the mode needs it, and says
     // which mode answered (keywords until the model is loaded).
-    const out = await engine.search(job.query, { k: job.k || 8, mode: job.mode || 'hybrid' });
+    const options = { k: job.k || 8, mode: job.mode || 'hybrid' };
+    const out = sharded ? await searchSharded(job.query, options) : await engine.search(job.query, options);
     post({
       type: 'results',
       seq: job.seq,
@@ -361,7 +456,11 @@ async function runPending() {
       hits: out.hits,
       backend: out.backend,
       timings: out.timings,
+      missing: (out.missing || []).map((file) => ({ file, reason: partErrors.get(file) || 'not available' })),
+      parts: sharded ? { ...partStats } : undefined,
     });
+    // The rest of the index once the page has been idle a moment (typing goes first).
+    if (sharded && (modelState === 'ready' || modelState === 'failed')) setTimeout(prefetch, 1000);
   } catch (e) {
     post({ type: 'search-error', seq: job.seq, message: e.message });
   }
@@ -375,6 +474,7 @@ self.onmessage = (event) => {
     case 'init':
       backendPref = ['webgpu', 'cpu'].includes(msg.backend) ? msg.backend : 'auto';
       wasmPref = msg.wasm === 'simd128' ? 'simd128' : 'auto';
+      prefetchOn = msg.prefetch !== false;
       base = new URL(msg.base, self.location.href).href;
       if (!base.endsWith('/')) base += '/';
       start();

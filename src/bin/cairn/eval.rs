@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use cairn::{Mode, Searcher};
 
-use crate::search::{load, Loaded};
+use crate::search::{load, Loaded, LoadedIndex};
 
 #[derive(Deserialize)]
 struct QueryRecord {
@@ -88,7 +88,7 @@ pub fn evaluate(
             vectors[i] = Some(v);
         }
     }
-    let searcher = Searcher::new(&loaded.index).with_fusion(fusion);
+    let searcher = Searcher::new(loaded.index.source()).with_fusion(fusion);
     let (mut ndcg, mut recall) = (0.0, 0.0);
     for ((qid, qtext), v) in qs.iter().zip(&vectors) {
         let hits = searcher.search(v.as_deref(), qtext, 100, mode)?;
@@ -141,8 +141,15 @@ pub fn eval(
     mode: Mode,
     json: bool,
     fusion: cairn::search::Fusion,
+    probe_only: bool,
 ) -> Result<()> {
-    let loaded = load(dir, mode != Mode::Lexical)?;
+    let mut loaded = load(dir, mode != Mode::Lexical)?;
+    if probe_only {
+        match &mut loaded.index {
+            LoadedIndex::Sharded(s) => s.set_probe_only(true),
+            LoadedIndex::One(_) => bail!("--probe-only is for a sharded index"),
+        }
+    }
     let s = evaluate(&loaded, queries, qrels, mode, fusion)?;
     if json {
         println!(

@@ -8,7 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cairn::index::cache::{EmbeddingCache, Mismatch};
 use cairn::index::manifest::{hashed_name, Manifest, MANIFEST_NAME, MANIFEST_VERSION};
+use cairn::index::sharded::{build_sharded, ShardOptions, ShardedIndex};
 use cairn::index::{build_index, Index, Passage};
+
+use crate::search::LoadedIndex;
 use cairn::ingest::{self, SiteOptions};
 use cairn::{Encoder, Role};
 
@@ -36,6 +39,8 @@ pub struct IndexOptions {
     pub gpu: bool,
     /// The embedding cache file (`None`: embed everything, write no cache).
     pub cache: Option<PathBuf>,
+    /// Write the sharded index (format version 2), with these sizes, instead of one file.
+    pub sharded: Option<ShardOptions>,
 }
 
 /// Cairn's cache folder: $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn.
@@ -229,21 +234,45 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
             );
         }
     }
-    let bytes = build_index(&passages, &vectors, enc.fingerprint(), &enc.config().name)?;
-    let index = Index::from_bytes(bytes.clone()).context("re-reading the new index")?;
+    let (fingerprint, model_id) = (enc.fingerprint(), &enc.config().name);
+    let (bytes, parts) = if let Some(shard_opts) = &opts.sharded {
+        let files = build_sharded(&passages, &vectors, fingerprint, model_id, shard_opts)?;
+        (files.meta, files.parts)
+    } else {
+        (
+            build_index(&passages, &vectors, fingerprint, model_id)?,
+            Vec::new(),
+        )
+    };
+    // Read back through the reader `cairn search` and the browser use.
+    let index = if opts.sharded.is_some() {
+        let mut s = ShardedIndex::from_meta(bytes.clone()).context("re-reading the new index")?;
+        for (name, part) in &parts {
+            s.add_part(name, part.clone())
+                .context("re-reading the new index")?;
+        }
+        LoadedIndex::Sharded(s)
+    } else {
+        LoadedIndex::One(Index::from_bytes(bytes.clone()).context("re-reading the new index")?)
+    };
 
     std::fs::create_dir_all(out)?;
     // Remove files of earlier builds so the folder holds exactly one index and one model.
     for entry in std::fs::read_dir(out)? {
         let p = entry?.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if (name.starts_with("index.") && name.ends_with(".cidx"))
-            || (name.starts_with("model.") && name.ends_with(".gguf"))
-        {
+        let index_file = ["index.", "terms.", "text.", "vecs."]
+            .iter()
+            .any(|s| name.starts_with(s))
+            && name.ends_with(".cidx");
+        if index_file || (name.starts_with("model.") && name.ends_with(".gguf")) {
             std::fs::remove_file(&p)?;
         }
     }
     let index_name = hashed_name("index", "cidx", &bytes);
+    for (name, part) in &parts {
+        std::fs::write(out.join(name), part)?;
+    }
     let model_name = hashed_name("model", "gguf", &model_bytes);
     std::fs::write(out.join(&index_name), &bytes)?;
     std::fs::write(out.join(&model_name), &model_bytes)?;
@@ -264,7 +293,11 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         model_quant: enc.quant().to_string(),
         passages: passages.len(),
         dim: enc.dim(),
-        index_format: cairn::index::format::FORMAT_VERSION,
+        index_format: if opts.sharded.is_some() {
+            cairn::index::format::SHARDED_VERSION
+        } else {
+            cairn::index::format::ONE_FILE_VERSION
+        },
         bundle_format: enc.bundle_format(),
         writer: Manifest::writer_name(),
         engine,
@@ -283,15 +316,55 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
         todo.len(),
         from_cache
     );
-    eprintln!("{:<16} {:>12} {:>12}", "section", "bytes", "per passage");
-    for (name, size) in index.section_sizes() {
-        eprintln!("{name:<16} {size:>12} {:>12.1}", size as f64 / n);
+    match &index {
+        LoadedIndex::One(index) => {
+            eprintln!("{:<16} {:>12} {:>12}", "section", "bytes", "per passage");
+            for (name, size) in index.section_sizes() {
+                eprintln!("{name:<16} {size:>12} {:>12.1}", size as f64 / n);
+            }
+        }
+        LoadedIndex::Sharded(s) => {
+            let t = s.table();
+            eprintln!(
+                "{:<16} {:>8} {:>12} {:>12}",
+                "files", "count", "bytes", "largest"
+            );
+            eprintln!(
+                "{:<16} {:>8} {:>12} {:>12}",
+                "meta",
+                1,
+                bytes.len(),
+                bytes.len()
+            );
+            for (what, stem) in [
+                ("term chunks", "terms."),
+                ("text groups", "text."),
+                ("vector shards", "vecs."),
+            ] {
+                let sizes: Vec<usize> = parts
+                    .iter()
+                    .filter(|(name, _)| name.starts_with(stem))
+                    .map(|(_, b)| b.len())
+                    .collect();
+                let total: usize = sizes.iter().sum();
+                let largest = sizes.iter().max().unwrap_or(&0);
+                eprintln!("{what:<16} {:>8} {total:>12} {largest:>12}", sizes.len());
+            }
+            let rows = &t.vector_rows;
+            eprintln!(
+                "vector shards: {} to {} rows; a query probes the nearest {}",
+                rows.iter().min().unwrap_or(&0),
+                rows.iter().max().unwrap_or(&0),
+                t.probe
+            );
+        }
     }
+    let total = bytes.len() as u64 + parts.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
     eprintln!(
         "{:<16} {:>12} {:>12.1}\n{:<16} {:>12}",
         "index total",
-        bytes.len(),
-        bytes.len() as f64 / n,
+        total,
+        total as f64 / n,
         "model",
         model_bytes.len()
     );

@@ -92,6 +92,17 @@ enum Command {
         /// falls back to the CPU with a message otherwise.
         #[arg(long)]
         gpu: bool,
+        /// Write a sharded index (format version 2: a small meta file, term chunks, text
+        /// groups and vector shards by centroid) for fetching on demand. Read by `cairn
+        /// search` and `cairn eval`; the browser worker does not read it yet.
+        #[arg(long)]
+        sharded: bool,
+        /// Sharded index: rows per vector shard, on average.
+        #[arg(long, hide = true, default_value_t = cairn::index::sharded::ShardOptions::default().shard_rows)]
+        shard_rows: usize,
+        /// Sharded index: rows a query's probed shards hold together, on average.
+        #[arg(long, hide = true, default_value_t = cairn::index::sharded::ShardOptions::default().probe_rows)]
+        probe_rows: usize,
     },
     /// Search an index folder.
     Search {
@@ -107,6 +118,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Sharded index: print each part the search reads (`read NAME BYTES`) on stderr.
+        #[arg(long, hide = true)]
+        show_reads: bool,
         /// The query.
         query: String,
     },
@@ -133,6 +147,10 @@ enum Command {
         /// Hybrid fusion, for tuning: depth of each list.
         #[arg(long, hide = true)]
         depth: Option<usize>,
+        /// A sharded index: probe only each query's nearest vector shards, as a first
+        /// visit does (by default every shard is scanned, as after the prefetch).
+        #[arg(long)]
+        probe_only: bool,
     },
     /// Benchmarks that print numbers (and can update BENCHMARKS.md).
     Bench {
@@ -321,6 +339,9 @@ fn main() -> Result<()> {
             cache,
             no_cache,
             gpu,
+            sharded,
+            shard_rows,
+            probe_rows,
         } => {
             let model = match model {
                 Some(m) => m,
@@ -352,6 +373,11 @@ fn main() -> Result<()> {
                 url_template,
                 ui,
                 gpu,
+                sharded: sharded.then(|| cairn::index::sharded::ShardOptions {
+                    shard_rows,
+                    probe_rows,
+                    ..Default::default()
+                }),
                 cache: if no_cache {
                     None
                 } else {
@@ -365,8 +391,9 @@ fn main() -> Result<()> {
             mode,
             k,
             json,
+            show_reads,
             query,
-        } => search::search(&index, &query, k, mode, json)?,
+        } => search::search(&index, &query, k, mode, json, show_reads)?,
         Command::Eval {
             index,
             queries,
@@ -376,6 +403,7 @@ fn main() -> Result<()> {
             rrf_k,
             lexical_weight,
             depth,
+            probe_only,
         } => {
             let d = cairn::search::Fusion::default();
             let fusion = cairn::search::Fusion {
@@ -384,7 +412,7 @@ fn main() -> Result<()> {
                 dense_weight: d.dense_weight,
                 depth: depth.unwrap_or(d.depth),
             };
-            eval::eval(&index, &queries, &qrels, mode, json, fusion)?
+            eval::eval(&index, &queries, &qrels, mode, json, fusion, probe_only)?
         }
         Command::Bench { command } => match command {
             BenchCommand::Encode {

@@ -1,0 +1,74 @@
+// Bytes a cold visit fetches from a sharded index (`cairn index --sharded`), per query: each
+// query runs in a fresh `cairn search` (the CLI reads the parts as the browser's worker
+// fetches them: the meta file, then the parts each round of the search names), once with
+// keywords only (the first answer a page shows, before the model is in) and once hybrid.
+// Sizes are gzip -6 of each file read, as a server would send them.
+//
+// usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json
+//          [--cli target/release/cairn] [--write BENCHMARKS.md]
+//   FILE.json: { "questions": [{ "q": "..." }, ...] } (bench/rust-book-questions.json's shape)
+// Writes the section `sharded-bytes-NAME`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { percentile, machine, today, updateSection, fmt, opt } from './lib.mjs';
+import { gzipSize, loadAverage } from './peers-lib.mjs';
+
+const args = process.argv.slice(2);
+const dir = opt(args, '--index', null);
+const name = opt(args, '--name', null);
+const queriesFile = opt(args, '--queries', null);
+const cli = opt(args, '--cli', 'target/release/cairn');
+const write = opt(args, '--write', null);
+if (!dir || !name || !queriesFile) {
+  console.error('usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json [--write BENCHMARKS.md]');
+  process.exit(2);
+}
+const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'cairn-entry.json'), 'utf8'));
+if (manifest.index_format !== 2) throw new Error(`${dir} is not a sharded index (index_format ${manifest.index_format})`);
+const questions = JSON.parse(fs.readFileSync(queriesFile, 'utf8')).questions.map((x) => x.q);
+const load = loadAverage();
+
+const kb = (n) => fmt(n / 1024, 1);
+const meta = gzipSize(path.join(dir, manifest.index));
+const model = gzipSize(path.join(dir, manifest.model));
+const parts = fs.readdirSync(dir).filter((n) => /^(terms|text|vecs)\.[0-9a-f]{16}\.cidx$/.test(n));
+const total = parts.reduce((s, n) => s + gzipSize(path.join(dir, n)), 0);
+const kindOf = (n) => n.split('.')[0];
+
+// `cairn search` prints the parts it read on stderr; execFileSync gives stderr only on
+// failure, so run it through a shell that swaps the streams.
+function reads(q, mode) {
+  const cmd = `"$0" search --index "$1" --mode "$2" -k 10 --show-reads --json "$3" 2>&1 >/dev/null`;
+  const err = execFileSync('bash', ['-c', cmd, cli, dir, mode, q], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const by = { terms: 0, text: 0, vecs: 0 };
+  let files = 0;
+  for (const line of err.split('\n')) {
+    const m = /^read (\S+) (\d+)$/.exec(line);
+    if (!m) continue;
+    by[kindOf(m[1])] += gzipSize(path.join(dir, m[1]));
+    files += 1;
+  }
+  return { ...by, files, bytes: meta + by.terms + by.text + by.vecs };
+}
+
+const rows = [];
+for (const q of questions) {
+  rows.push({ q, lexical: reads(q, 'lexical'), hybrid: reads(q, 'hybrid') });
+}
+const col = (mode, key) => rows.map((r) => r[mode][key]);
+const stat = (mode, key) => `${kb(percentile(col(mode, key), 0.5))} / ${kb(Math.max(...col(mode, key)))}`;
+
+let body = `Measured ${today()} on ${machine()}, load average ${load}; \`node bench/sharded-bytes.mjs --name ${name}\`.
+A sharded index (\`cairn index --sharded\`, ${manifest.passages} passages): ${parts.length} parts, ${kb(total)} KB gzip in all; the meta file ${kb(meta)} KB gzip; the model ${kb(model)} KB gzip.
+Each of ${rows.length} queries runs cold in a fresh \`cairn search\`, which reads the parts as the browser's worker fetches them. Index bytes per query, gzip, KB, median / max:
+
+| first answer | meta file | term chunks | vector shards | text groups | index total | parts |
+|---|---:|---:|---:|---:|---:|---:|
+| keywords (before the model) | ${kb(meta)} | ${stat('lexical', 'terms')} | 0 | ${stat('lexical', 'text')} | ${stat('lexical', 'bytes')} | ${fmt(percentile(col('lexical', 'files'), 0.5), 0)} |
+| hybrid | ${kb(meta)} | ${stat('hybrid', 'terms')} | ${stat('hybrid', 'vecs')} | ${stat('hybrid', 'text')} | ${stat('hybrid', 'bytes')} | ${fmt(percentile(col('hybrid', 'files'), 0.5), 0)} |
+
+The engine (not counted above) is still one module: see \`peers-bytes\`.
+`;
+console.log(body);
+if (write) updateSection(write, `sharded-bytes-${name}`, body);
