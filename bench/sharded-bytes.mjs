@@ -5,7 +5,9 @@
 // Sizes are gzip -6 of each file read, as a server would send them.
 //
 // usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json
-//          [--cli target/release/cairn] [--write BENCHMARKS.md]
+//          [--cli target/release/cairn] [--compare ONE_FILE_DIR] [--write BENCHMARKS.md]
+//   --compare: the same passages as a one-file index; each cold answer's top 10 is compared
+//   with the one-file index's (dense and hybrid), to show what probing a few shards costs.
 //   FILE.json: { "questions": [{ "q": "..." }, ...] } (bench/rust-book-questions.json's shape)
 // Writes the section `sharded-bytes-NAME`.
 import fs from 'node:fs';
@@ -20,6 +22,7 @@ const name = opt(args, '--name', null);
 const queriesFile = opt(args, '--queries', null);
 const cli = opt(args, '--cli', 'target/release/cairn');
 const write = opt(args, '--write', null);
+const compare = opt(args, '--compare', null);
 if (!dir || !name || !queriesFile) {
   console.error('usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json [--write BENCHMARKS.md]');
   process.exit(2);
@@ -32,7 +35,7 @@ const load = loadAverage();
 const kb = (n) => fmt(n / 1024, 1);
 const meta = gzipSize(path.join(dir, manifest.index));
 const model = gzipSize(path.join(dir, manifest.model));
-const parts = fs.readdirSync(dir).filter((n) => /^(terms|text|vecs)\.[0-9a-f]{16}\.cidx$/.test(n));
+const parts = fs.readdirSync(dir).filter((n) => /^(terms|text|vecs|cent)\.[0-9a-f]{16}\.cidx$/.test(n));
 const total = parts.reduce((s, n) => s + gzipSize(path.join(dir, n)), 0);
 const kindOf = (n) => n.split('.')[0];
 
@@ -41,7 +44,7 @@ const kindOf = (n) => n.split('.')[0];
 function reads(q, mode) {
   const cmd = `"$0" search --index "$1" --mode "$2" -k 10 --show-reads --json "$3" 2>&1 >/dev/null`;
   const err = execFileSync('bash', ['-c', cmd, cli, dir, mode, q], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const by = { terms: 0, text: 0, vecs: 0 };
+  const by = { terms: 0, text: 0, vecs: 0, cent: 0 };
   let files = 0;
   for (const line of err.split('\n')) {
     const m = /^read (\S+) (\d+)$/.exec(line);
@@ -49,13 +52,29 @@ function reads(q, mode) {
     by[kindOf(m[1])] += gzipSize(path.join(dir, m[1]));
     files += 1;
   }
-  return { ...by, files, bytes: meta + by.terms + by.text + by.vecs };
+  return { ...by, files, bytes: meta + by.terms + by.text + by.vecs + by.cent };
 }
+
+// The top 10 ids `cairn search` answers in `mode` (a sharded folder reads its parts cold).
+function top10(index, q, mode) {
+  const out = execFileSync(cli, ['search', '--index', index, '--mode', mode, '-k', '10', '--json', q], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 64 << 20,
+  });
+  return JSON.parse(out).map((h) => h.id);
+}
+const overlap = (a, b) => a.filter((x) => b.includes(x)).length / Math.max(1, b.length);
 
 const rows = [];
 for (const q of questions) {
-  rows.push({ q, lexical: reads(q, 'lexical'), hybrid: reads(q, 'hybrid') });
+  const row = { q, lexical: reads(q, 'lexical'), hybrid: reads(q, 'hybrid') };
+  if (compare) {
+    for (const mode of ['dense', 'hybrid']) row[`same-${mode}`] = overlap(top10(dir, q, mode), top10(compare, q, mode));
+  }
+  rows.push(row);
 }
+const mean = (xs) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
 const col = (mode, key) => rows.map((r) => r[mode][key]);
 const stat = (mode, key) => `${kb(percentile(col(mode, key), 0.5))} / ${kb(Math.max(...col(mode, key)))}`;
 
@@ -63,12 +82,14 @@ let body = `Measured ${today()} on ${machine()}, load average ${load}; \`node be
 A sharded index (\`cairn index --sharded\`, ${manifest.passages} passages): ${parts.length} parts, ${kb(total)} KB gzip in all; the meta file ${kb(meta)} KB gzip; the model ${kb(model)} KB gzip.
 Each of ${rows.length} queries runs cold in a fresh \`cairn search\`, which reads the parts as the browser's worker fetches them. Index bytes per query, gzip, KB, median / max:
 
-| first answer | meta file | term chunks | vector shards | text groups | index total | parts |
-|---|---:|---:|---:|---:|---:|---:|
-| keywords (before the model) | ${kb(meta)} | ${stat('lexical', 'terms')} | 0 | ${stat('lexical', 'text')} | ${stat('lexical', 'bytes')} | ${fmt(percentile(col('lexical', 'files'), 0.5), 0)} |
-| hybrid | ${kb(meta)} | ${stat('hybrid', 'terms')} | ${stat('hybrid', 'vecs')} | ${stat('hybrid', 'text')} | ${stat('hybrid', 'bytes')} | ${fmt(percentile(col('hybrid', 'files'), 0.5), 0)} |
+| first answer | meta file | term chunks | centroids | vector shards | text groups | index total | parts |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| keywords (before the model) | ${kb(meta)} | ${stat('lexical', 'terms')} | 0 | 0 | ${stat('lexical', 'text')} | ${stat('lexical', 'bytes')} | ${fmt(percentile(col('lexical', 'files'), 0.5), 0)} |
+| hybrid | ${kb(meta)} | ${stat('hybrid', 'terms')} | ${stat('hybrid', 'cent')} | ${stat('hybrid', 'vecs')} | ${stat('hybrid', 'text')} | ${stat('hybrid', 'bytes')} | ${fmt(percentile(col('hybrid', 'files'), 0.5), 0)} |
 
 The engine (not counted above) is still one module: see \`peers-bytes\`.
-`;
+${compare ? `
+What a cold answer gives up (it probes only the nearest vector shards until the rest is prefetched): its top 10 shares on average ${fmt(100 * mean(rows.map((r) => r['same-dense'])), 0)}% of the dense and ${fmt(100 * mean(rows.map((r) => r['same-hybrid'])), 0)}% of the hybrid top 10 of the one-file index of the same passages (which, past 20,000 passages, rescores 400 candidates by binary codes).
+` : ''}`;
 console.log(body);
 if (write) updateSection(write, `sharded-bytes-${name}`, body);

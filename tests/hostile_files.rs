@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 
 use cairn::index::manifest::Manifest;
+use cairn::index::sharded::{build_sharded, ShardOptions, ShardedFiles, ShardedIndex};
 use cairn::index::{build_index, Index, Passage};
 use cairn::{Encoder, Error, Mode, Role, Searcher};
 
@@ -45,6 +46,48 @@ fn index_bytes() -> &'static (Vec<u8>, Encoder) {
         let bytes = build_index(&passages, &vectors, enc.fingerprint(), "tiny").unwrap();
         (bytes, enc)
     })
+}
+
+/// The same passages as a sharded index in small parts (two or three of each kind), with the
+/// vectors of [`index_bytes`]'s index.
+fn sharded_files() -> &'static ShardedFiles {
+    static CELL: OnceLock<ShardedFiles> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let (bytes, enc) = index_bytes();
+        let index = Index::from_bytes(bytes.clone()).unwrap();
+        let texts: Vec<String> = index.passages().iter().map(Passage::indexed_text).collect();
+        let vectors = enc.embed(&texts, Role::Document).unwrap();
+        let opts = ShardOptions {
+            shard_rows: 4,
+            chunk_bytes: 64,
+            text_bytes: 300,
+            probe_rows: 4,
+        };
+        build_sharded(index.passages(), &vectors, enc.fingerprint(), "tiny", &opts).unwrap()
+    })
+}
+
+/// Sets a container's CRC-32 trailer to match its bytes (a forged file).
+fn reseal(b: &mut [u8]) {
+    let body = b.len() - 8;
+    let crc = crc32fast::hash(&b[..body]);
+    b[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Loads a sharded index from (possibly forged) files and searches it every way.
+fn exercise_sharded(meta: Vec<u8>, parts: &[(String, Vec<u8>)], enc: &Encoder) {
+    let Ok(mut index) = ShardedIndex::from_meta(meta) else {
+        return;
+    };
+    for (name, bytes) in parts {
+        let _ = index.add_part(name, bytes.clone());
+    }
+    let s = Searcher::new(&index);
+    let v = enc.embed(&["threads"], Role::Query).unwrap().pop().unwrap();
+    for mode in [Mode::Hybrid, Mode::Dense, Mode::Lexical] {
+        let _ = s.find(Some(&v), None, "threads boxes passage", 5, mode);
+    }
+    let _ = s.search(None, "passage", 5, Mode::Hybrid);
 }
 
 /// 256 cases each; natively, failures are kept in `hostile_files.proptest-regressions`
@@ -171,6 +214,46 @@ proptest! {
         if let Ok(index) = Index::from_bytes(b) {
             exercise(&index, enc);
         }
+    }
+
+    /// A forged meta file of a sharded index (flipped bytes, checksum recomputed): refused or
+    /// usable, never a panic, with its parts added and searched.
+    #[test]
+    fn forged_sharded_meta_never_panics(flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6)) {
+        let files = sharded_files();
+        let mut meta = files.meta.clone();
+        let body = meta.len() - 8;
+        for (at, mask) in &flips {
+            meta[at.index(body)] ^= mask;
+        }
+        reseal(&mut meta);
+        exercise_sharded(meta, &files.parts, &index_bytes().1);
+    }
+
+    /// A forged part, and a meta file forged to name it (its hash and name changed to
+    /// match): the part's own checks must hold; never a panic.
+    #[test]
+    fn forged_sharded_part_never_panics(which in any::<prop::sample::Index>(), flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6)) {
+        use sha2::{Digest, Sha256};
+        let files = sharded_files();
+        let i = which.index(files.parts.len());
+        let (name, bytes) = &files.parts[i];
+        let mut part = bytes.clone();
+        let body = part.len() - 8;
+        for (at, mask) in &flips {
+            part[at.index(body)] ^= mask;
+        }
+        reseal(&mut part);
+        let (old, new) = (Sha256::digest(bytes), Sha256::digest(&part));
+        let mut meta = files.meta.clone();
+        let at = meta.windows(8).position(|w| w == &old[..8]).expect("the part's hash is in the meta file");
+        meta[at..at + 8].copy_from_slice(&new[..8]);
+        reseal(&mut meta);
+        let hex = |h: &[u8]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let forged_name = name.replace(&hex(&old[..8]), &hex(&new[..8]));
+        let mut parts = files.parts.clone();
+        parts[i] = (forged_name, part);
+        exercise_sharded(meta, &parts, &index_bytes().1);
     }
 
     /// Flips in the bundle's header reach the GGUF, metadata and tokenizer parsers.

@@ -2,21 +2,23 @@
 //! a browser fetches only what a query touches, as Pagefind splits its index.
 //!
 //! Every file is the container of [`super::format`] (magic, version 2, sections, CRC-32),
-//! named by the hash of its bytes (`terms.0123abcd4567ef89.cidx`):
+//! named by the start of the SHA-256 of its bytes (`terms.0123abcd4567ef89.cidx`):
 //!
-//! - **the meta file** ([`SectionKind::Meta`], [`SectionKind::PartTable`], and the coarse
-//!   centroids as int8 rows with a scale each): the index-wide facts, and a directory naming
-//!   every part with its size and the CRC-32 its trailer records, so a part of another build
-//!   (or a corrupt one) is refused by name;
+//! - **the meta file** ([`SectionKind::Meta`], [`SectionKind::PartTable`],
+//!   [`SectionKind::PartHashes`]): the index-wide facts and a directory of every part, 8
+//!   bytes of hash each, so a part of another build (or a corrupt one) is refused by name;
 //! - **term chunks** (`terms.*`): the keyword index cut by term range; the meta file keeps
 //!   each chunk's first term. A term's postings are `(passage gap, tf, passage length)`
 //!   varints, so BM25 needs no other file;
 //! - **text groups** (`text.*`): consecutive passages (title, URL, anchor, heading, text), a
 //!   few KB each, fetched only for the results shown;
 //! - **vector shards** (`vecs.*`): the int8 rows (and their passages) of one coarse cluster
-//!   of the vectors (spherical k-means over the passages). A query scores the centroids and
-//!   probes the nearest shards ([`PartTable::probe`]), and every other shard already loaded,
-//!   so with every shard loaded the ranking is the exact scan's.
+//!   of the vectors (spherical k-means over the passages);
+//! - **the centroids** (`cent.*`, one part): a query scores them and probes the nearest
+//!   shards until they hold [`PartTable::probe_rows`] rows, and every other shard already
+//!   loaded, so with every
+//!   shard loaded the ranking is the exact scan's. Only meaning search needs them, so a
+//!   keyword answer waits for the meta file, term chunks and text alone.
 //!
 //! [`build_sharded`] writes the same bytes for the same input. [`ShardedIndex`] reads the
 //! meta file and then takes parts as they arrive ([`ShardedIndex::add_part`]); a search
@@ -45,6 +47,9 @@ pub enum PartKind {
     Terms,
     Text,
     Vectors,
+    /// The coarse centroids (one part, when there are vectors): only meaning search needs
+    /// them, so the keyword answer does not wait for them.
+    Centroids,
 }
 
 impl PartKind {
@@ -53,6 +58,7 @@ impl PartKind {
             PartKind::Terms => "terms",
             PartKind::Text => "text",
             PartKind::Vectors => "vecs",
+            PartKind::Centroids => "cent",
         }
     }
 }
@@ -76,8 +82,9 @@ pub struct PartTable {
     pub text_counts: Vec<u32>,
     /// Rows per vector shard, one shard per centroid.
     pub vector_rows: Vec<u32>,
-    /// How many of the nearest shards a query probes.
-    pub probe: u32,
+    /// A query probes the nearest shards until they hold this many rows (at least one
+    /// shard): a bound on the bytes of a cold meaning search, whatever the shards' sizes.
+    pub probe_rows: u32,
 }
 
 /// The file name of a part: `terms.0123abcd4567ef89.cidx`, as [`hashed_name`] names files.
@@ -102,17 +109,17 @@ pub struct ShardOptions {
     pub chunk_bytes: usize,
     /// Bytes of passage text per text group.
     pub text_bytes: usize,
-    /// Rows the probed shards hold together, on average.
+    /// Rows the probed shards hold together (the last one may pass it).
     pub probe_rows: usize,
 }
 
 impl Default for ShardOptions {
     fn default() -> Self {
         Self {
-            shard_rows: 512,
+            shard_rows: 256,
             chunk_bytes: 16 * 1024,
             text_bytes: 8 * 1024,
-            probe_rows: 2048,
+            probe_rows: 1792,
         }
     }
 }
@@ -157,7 +164,7 @@ pub fn build_sharded(
         term_starts: Vec::new(),
         text_counts: Vec::new(),
         vector_rows: Vec::new(),
-        probe: 0,
+        probe_rows: 0,
     };
     let mut add = |kind: PartKind, (hash, bytes): ([u8; 8], Vec<u8>)| {
         hashes.extend_from_slice(&hash);
@@ -210,8 +217,7 @@ pub fn build_sharded(
         start = end;
     }
 
-    // Vector shards by coarse centroid.
-    let (mut centroid_rows, mut centroid_scales) = (Vec::new(), Vec::new());
+    // Vector shards by coarse centroid, then the centroids.
     if !passages.is_empty() && dim > 0 {
         let d = dense::build(vectors, dim);
         let k = passages.len().div_ceil(opts.shard_rows.max(1)).max(1);
@@ -247,11 +253,16 @@ pub fn build_sharded(
             table.vector_rows.push(rows.len() as u32);
         }
         let c = dense::build(&kept, dim);
-        centroid_rows = c.rows;
-        centroid_scales = c.scales;
-        let shards = table.vector_rows.len();
-        let avg = passages.len().div_ceil(shards);
-        table.probe = opts.probe_rows.div_ceil(avg.max(1)).clamp(1, shards) as u32;
+        let part = part_file(
+            PartKind::Centroids,
+            0,
+            vec![
+                (SectionKind::CentroidRows, raw(&c.rows)),
+                (SectionKind::CentroidScales, raw(&c.scales)),
+            ],
+        )?;
+        add(PartKind::Centroids, part);
+        table.probe_rows = opts.probe_rows.clamp(1, u32::MAX as usize) as u32;
     }
 
     let meta_bytes = write_container_version(
@@ -260,8 +271,6 @@ pub fn build_sharded(
             (SectionKind::Meta, json(&meta, "index metadata")?),
             (SectionKind::PartTable, json(&table, "part table")?),
             (SectionKind::PartHashes, hashes),
-            (SectionKind::CentroidRows, raw(&centroid_rows)),
-            (SectionKind::CentroidScales, raw(&centroid_scales)),
         ],
     );
     Ok(ShardedFiles {
@@ -447,9 +456,9 @@ pub struct ShardedIndex {
     meta: IndexMeta,
     table: PartTable,
     meta_bytes: usize,
-    centroid_rows: Vec<i8>,
-    centroid_scales: Vec<f32>,
-    /// Every part: term chunks, then text groups, then vector shards.
+    /// The coarse centroids' int8 rows and scales, once their part is in.
+    centroids: Option<(Vec<i8>, Vec<f32>)>,
+    /// Every part: term chunks, then text groups, then vector shards, then the centroids.
     parts: Vec<PartInfo>,
     by_name: HashMap<String, usize>,
     /// The first passage of each text group, and the passage count after the last.
@@ -500,9 +509,6 @@ impl ShardedIndex {
         let meta: IndexMeta = json_section(b, &sections, SectionKind::Meta, &bad)?;
         let table: PartTable = json_section(b, &sections, SectionKind::PartTable, &bad)?;
         let hashes = slice::<u8>(b, &sections, SectionKind::PartHashes, &bad)?;
-        let centroid_rows = slice::<i8>(b, &sections, SectionKind::CentroidRows, &bad)?.to_vec();
-        let centroid_scales =
-            slice::<f32>(b, &sections, SectionKind::CentroidScales, &bad)?.to_vec();
         let n = meta.passages;
         let dim = meta.dim;
         if dim == 0 && n > 0 || dim > 8192 {
@@ -533,16 +539,14 @@ impl ShardedIndex {
             )));
         }
         let shards = t.vector_rows.len();
-        if centroid_scales.len() != shards
-            || Some(centroid_rows.len()) != shards.checked_mul(dim)
-            || (shards > 0 && !(1..=shards).contains(&(t.probe as usize)))
-        {
-            return Err(bad("the centroids do not match the vector shards".into()));
+        if shards > 0 && t.probe_rows == 0 {
+            return Err(bad("probes no rows".into()));
         }
         let kinds = [
             (PartKind::Terms, t.term_starts.len()),
             (PartKind::Text, t.text_counts.len()),
             (PartKind::Vectors, shards),
+            (PartKind::Centroids, usize::from(shards > 0)),
         ];
         let count: usize = kinds.iter().map(|k| k.1).sum();
         if Some(hashes.len()) != count.checked_mul(8) {
@@ -577,8 +581,7 @@ impl ShardedIndex {
             meta,
             table,
             meta_bytes: storage.bytes().len(),
-            centroid_rows,
-            centroid_scales,
+            centroids: None,
             parts,
             by_name,
             text_starts,
@@ -619,8 +622,9 @@ impl ShardedIndex {
         Ok(())
     }
 
-    /// Every part's file name, term chunks first, then vector shards, then text groups: the
-    /// order to prefetch them in (keywords, then meaning, then the text of more results).
+    /// Every part's file name, term chunks first, then the centroids and the vector shards,
+    /// then text groups: the order to prefetch them in (keywords, then meaning, then the text
+    /// of more results).
     pub fn files(&self) -> Vec<&str> {
         let of = |kind: PartKind| {
             self.parts
@@ -629,6 +633,7 @@ impl ShardedIndex {
                 .map(|p| p.name.as_str())
         };
         of(PartKind::Terms)
+            .chain(of(PartKind::Centroids))
             .chain(of(PartKind::Vectors))
             .chain(of(PartKind::Text))
             .collect()
@@ -644,6 +649,7 @@ impl ShardedIndex {
             PartKind::Terms => self.terms[p.number].is_some(),
             PartKind::Text => self.text[p.number].is_some(),
             PartKind::Vectors => self.vectors[p.number].is_some(),
+            PartKind::Centroids => self.centroids.is_some(),
         }
     }
 
@@ -748,6 +754,20 @@ impl ShardedIndex {
                 }
                 self.text[number] = Some(passages);
             }
+            PartKind::Centroids => {
+                let dim = self.meta.dim;
+                let shards = self.vectors.len();
+                let rows = slice::<i8>(b, &sections, SectionKind::CentroidRows, &bad)?.to_vec();
+                let scales =
+                    slice::<f32>(b, &sections, SectionKind::CentroidScales, &bad)?.to_vec();
+                if scales.len() != shards || Some(rows.len()) != shards.checked_mul(dim) {
+                    return Err(bad(format!(
+                        "it holds {} centroids for {shards} vector shards",
+                        scales.len()
+                    )));
+                }
+                self.centroids = Some((rows, scales));
+            }
             PartKind::Vectors => {
                 let dim = self.meta.dim;
                 let rows_n = self.table.vector_rows[number] as usize;
@@ -783,6 +803,7 @@ impl ShardedIndex {
             PartKind::Terms => 0,
             PartKind::Text => self.terms.len(),
             PartKind::Vectors => self.terms.len() + self.text.len(),
+            PartKind::Centroids => self.terms.len() + self.text.len() + self.vectors.len(),
         };
         let name = &self.parts[offset + number].name;
         if self.missing.contains(name) {
@@ -801,19 +822,38 @@ impl ShardedIndex {
         after.checked_sub(1)
     }
 
-    /// The shards a query probes: the nearest [`PartTable::probe`] centroids, best first.
-    fn probed(&self, q: &DenseQuery) -> Result<Vec<usize>> {
+    /// The shards a query probes: those of the nearest centroids, best first, until they hold
+    /// [`PartTable::probe_rows`] rows
+    /// (none, and the centroids noted in `gaps`, before their part is in).
+    fn probed(&self, q: &DenseQuery, gaps: &mut Gaps) -> Result<Vec<usize>> {
+        if self.vectors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some((rows, scales)) = &self.centroids else {
+            self.gap(PartKind::Centroids, 0, gaps);
+            return Ok(Vec::new());
+        };
         let view = DenseView {
             dim: self.meta.dim,
             mean: &[],
             codes: &[],
-            rows: &self.centroid_rows,
-            scales: &self.centroid_scales,
+            rows,
+            scales,
             packed: None,
         };
         let mut scored: Vec<(u32, f32)> = (0u32..).zip(view.scores(q)?).collect();
-        top_k(&mut scored, self.table.probe as usize);
-        Ok(scored.into_iter().map(|(c, _)| c as usize).collect())
+        let all = scored.len();
+        top_k(&mut scored, all);
+        let mut rows = 0u64;
+        let mut out = Vec::new();
+        for (c, _) in scored {
+            if rows >= self.table.probe_rows as u64 {
+                break;
+            }
+            rows += self.table.vector_rows[c as usize] as u64;
+            out.push(c as usize);
+        }
+        Ok(out)
     }
 }
 
@@ -870,7 +910,7 @@ impl Source for ShardedIndex {
             )));
         }
         let q = DenseQuery::new(query)?;
-        let mut shards = self.probed(&q)?;
+        let mut shards = self.probed(&q, gaps)?;
         if !self.probe_only {
             for (s, v) in self.vectors.iter().enumerate() {
                 if v.is_some() && !shards.contains(&s) {

@@ -339,6 +339,8 @@ async function loadModel() {
   try {
     await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => engine.loadModel(bytes, forGpu));
     modelState = 'ready';
+    // A sharded index's centroids: every meaning search starts from them.
+    if (sharded) engine.partFiles().filter((n) => n.startsWith('cent.')).forEach(fetchPart);
     state('ready', 'Ready', readyDetail());
     // Upgrade what is on screen to hybrid results.
     if (lastQuery && !pending) pending = lastQuery;

@@ -340,6 +340,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
                 ("term chunks", "terms."),
                 ("text groups", "text."),
                 ("vector shards", "vecs."),
+                ("centroids", "cent."),
             ] {
                 let sizes: Vec<usize> = parts
                     .iter()
@@ -352,10 +353,10 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
             }
             let rows = &t.vector_rows;
             eprintln!(
-                "vector shards: {} to {} rows; a query probes the nearest {}",
+                "vector shards: {} to {} rows; a query probes the nearest until they hold {} rows",
                 rows.iter().min().unwrap_or(&0),
                 rows.iter().max().unwrap_or(&0),
-                t.probe
+                t.probe_rows
             );
         }
     }
