@@ -54,7 +54,8 @@ let sharded = false; // the index is sharded (manifest index_format 2): parts co
 let prefetchOn = true;
 let prefetchState = 'idle'; // idle | running | done
 const partLoads = new Map(); // part name -> the promise of its load
-const partErrors = new Map(); // part name -> why it could not be had
+const partErrors = new Map(); // part name -> { message, at }: why it could not be had, and when
+const RETRY_MISSING_MS = 30000; // a missing part is tried again by a search this much later
 const partStats = { fetched: 0, bytes: 0, cached: 0 };
 
 const post = (msg) => self.postMessage(msg);
@@ -243,7 +244,7 @@ async function loadIndex(manifestBytes) {
 // engine (cut short, failing its checksum, not the file its hash names: an error naming the
 // file). A damaged cached copy is evicted and fetched again (loadHashed); a damaged or failed
 // download is tried once more, past the HTTP cache; then the part is marked missing, and
-// searches answer without it and name it.
+// searches answer without it and name it (and try it again after RETRY_MISSING_MS).
 function fetchPart(name) {
   if (partLoads.has(name)) return partLoads.get(name);
   const target = engine;
@@ -257,7 +258,7 @@ function fetchPart(name) {
         await load(true);
         partErrors.delete(name);
       } catch (e) {
-        partErrors.set(name, e.message.includes(name) ? e.message : `${name}: ${e.message}`);
+        partErrors.set(name, { message: e.message.includes(name) ? e.message : `${name}: ${e.message}`, at: now() });
         if (target === engine) engine.markMissing(name);
       }
     } finally {
@@ -270,10 +271,15 @@ function fetchPart(name) {
 
 // A search over a sharded index: each round names the parts it lacks (term chunks and vector
 // shards, then the text of its hits); they are fetched and the search runs again.
+// A part that could not be had is tried again by a search once RETRY_MISSING_MS have passed
+// (the network may be back).
 async function searchSharded(query, options) {
   let out = await engine.search(query, options);
-  for (let round = 0; out.need.length > 0 && round < 4; round += 1) {
-    await Promise.all(out.need.map(fetchPart));
+  for (let round = 0; round < 4; round += 1) {
+    const stale = out.missing.filter((f) => now() - (partErrors.get(f)?.at ?? 0) > RETRY_MISSING_MS);
+    const wanted = [...out.need, ...stale];
+    if (!wanted.length) break;
+    await Promise.all(wanted.map(fetchPart));
     out = await engine.search(query, options);
   }
   return out;
@@ -458,7 +464,7 @@ async function runPending() {
       hits: out.hits,
       backend: out.backend,
       timings: out.timings,
-      missing: (out.missing || []).map((file) => ({ file, reason: partErrors.get(file) || 'not available' })),
+      missing: (out.missing || []).map((file) => ({ file, reason: partErrors.get(file)?.message || 'not available' })),
       parts: sharded ? { ...partStats } : undefined,
     });
     // The rest of the index once the page has been idle a moment (typing goes first).
