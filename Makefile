@@ -111,6 +111,8 @@ lint: model tools
 	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
 	$(CARGO) clippy -p cairn-kernels --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --all-targets --features gpu -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --lib --no-default-features --target-dir target/keyword \
+		-- -D warnings
 	$(RELAXED) $(CARGO) clippy --target wasm32-unknown-unknown -p cairn-kernels --all-targets $(RELAXED_DIR) \
 		-- -D warnings
 
@@ -174,7 +176,7 @@ eval-scifact: $(RELEASE_CLI) $(BUNDLES)
 clean:
 	$(CARGO) clean
 	rm -rf models pkg node_modules www/indexes www/book www/cairn/cairn.js www/cairn/cairn_bg.wasm \
-		www/cairn/cairn_relaxed_bg.wasm
+		www/cairn/cairn_relaxed_bg.wasm www/cairn/cairn_keyword.js www/cairn/cairn_keyword_bg.wasm
 
 # Fuzz every parser that reads outside bytes (cargo-fuzz, nightly): FUZZ_SECONDS per target.
 FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query

@@ -5,7 +5,10 @@
 // Sizes are gzip -6 of each file read, as a server would send them.
 //
 // usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json
-//          [--cli target/release/cairn] [--compare ONE_FILE_DIR] [--write BENCHMARKS.md]
+//          [--cli target/release/cairn] [--compare ONE_FILE_DIR] [--ui pkg] [--write BENCHMARKS.md]
+//   --ui: the built UI (scripts/build-wasm.sh): the element, the worker and the keyword
+//   engine a sharded index starts on are added to the keyword answer's bytes ("everything
+//   counted"), the full engine to the hybrid answer's.
 //   --compare: the same passages as a one-file index; each cold answer's top 10 is compared
 //   with the one-file index's (dense and hybrid), to show what probing a few shards costs.
 //   FILE.json: { "questions": [{ "q": "..." }, ...] } (bench/rust-book-questions.json's shape)
@@ -23,6 +26,7 @@ const queriesFile = opt(args, '--queries', null);
 const cli = opt(args, '--cli', 'target/release/cairn');
 const write = opt(args, '--write', null);
 const compare = opt(args, '--compare', null);
+const ui = opt(args, '--ui', 'pkg');
 if (!dir || !name || !queriesFile) {
   console.error('usage: node bench/sharded-bytes.mjs --index DIR --name NAME --queries FILE.json [--write BENCHMARKS.md]');
   process.exit(2);
@@ -38,6 +42,13 @@ const model = gzipSize(path.join(dir, manifest.model));
 const parts = fs.readdirSync(dir).filter((n) => /^(terms|text|vecs|cent)\.[0-9a-f]{16}\.cidx$/.test(n));
 const total = parts.reduce((s, n) => s + gzipSize(path.join(dir, n)), 0);
 const kindOf = (n) => n.split('.')[0];
+// What a cold visit fetches beside the index: the entry files, the keyword engine first; the
+// full engine (the relaxed build, what Chrome and Firefox load) after the first answer.
+const uiSize = (files) => files.reduce((s, f) => s + gzipSize(path.join(ui, f)), 0);
+const entryBytes = uiSize(['cairn-search.js', 'cairn-worker.js']);
+const keywordBytes = uiSize(['cairn_keyword.js', 'cairn_keyword_bg.wasm']);
+const fullBytes = uiSize(['cairn.js', 'cairn_relaxed_bg.wasm']);
+const manifestBytes = gzipSize(path.join(dir, 'cairn-entry.json'));
 
 // `cairn search` prints the parts it read on stderr; execFileSync gives stderr only on
 // failure, so run it through a shell that swaps the streams.
@@ -87,7 +98,7 @@ Each of ${rows.length} queries runs cold in a fresh \`cairn search\`, which read
 | keywords (before the model) | ${kb(meta)} | ${stat('lexical', 'terms')} | 0 | 0 | ${stat('lexical', 'text')} | ${stat('lexical', 'bytes')} | ${fmt(percentile(col('lexical', 'files'), 0.5), 0)} |
 | hybrid | ${kb(meta)} | ${stat('hybrid', 'terms')} | ${stat('hybrid', 'cent')} | ${stat('hybrid', 'vecs')} | ${stat('hybrid', 'text')} | ${stat('hybrid', 'bytes')} | ${fmt(percentile(col('hybrid', 'files'), 0.5), 0)} |
 
-The engine (not counted above) is still one module: see \`peers-bytes\`.
+Everything a cold visit fetches before its **first keyword results** (the sharded index starts on the keyword engine; the full engine and the model come after that answer), gzip, KB: the element and the worker ${kb(entryBytes)}, the keyword engine (glue and wasm) ${kb(keywordBytes)}, the manifest ${kb(manifestBytes)}, the index data above: **${kb(entryBytes + keywordBytes + manifestBytes + percentile(col('lexical', 'bytes'), 0.5))} median, ${kb(entryBytes + keywordBytes + manifestBytes + Math.max(...col('lexical', 'bytes')))} max** (the page itself not counted). The first hybrid answer adds the full engine (glue and relaxed-SIMD wasm, ${kb(fullBytes)}) and the model (${kb(model)}) to its index data.
 ${compare ? `
 What a cold answer gives up (it probes only the nearest vector shards until the rest is prefetched): its top 10 shares on average ${fmt(100 * mean(rows.map((r) => r['same-dense'])), 0)}% of the dense and ${fmt(100 * mean(rows.map((r) => r['same-hybrid'])), 0)}% of the hybrid top 10 of the one-file index of the same passages (which, past 20,000 passages, rescores 400 candidates by binary codes).
 ` : ''}`;

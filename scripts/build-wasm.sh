@@ -12,8 +12,16 @@ cargo build --profile wasm-release --target wasm32-unknown-unknown --lib --featu
 RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"' \
   cargo build --profile wasm-release --target wasm32-unknown-unknown --lib --features gpu \
   --target-dir target/relaxed
+# The keyword engine: the same library without the encoder (no candle, tokenizers or wgpu),
+# so a sharded index's first answers need only this small module; the worker loads the full
+# engine beside it and hands the index over once the model is in. Built for size (profile
+# wasm-keyword, wasm-opt -Oz), in its own target folder.
+cargo build --profile wasm-keyword --target wasm32-unknown-unknown --lib --no-default-features \
+  --target-dir target/keyword
 wasm-bindgen --target web --out-dir pkg --out-name cairn \
   target/wasm32-unknown-unknown/wasm-release/cairn.wasm
+wasm-bindgen --target web --out-dir pkg --out-name cairn_keyword \
+  target/keyword/wasm32-unknown-unknown/wasm-keyword/cairn.wasm
 rm -rf target/relaxed/bindgen
 wasm-bindgen --target web --out-dir target/relaxed/bindgen --out-name cairn \
   target/relaxed/wasm32-unknown-unknown/wasm-release/cairn.wasm
@@ -28,6 +36,8 @@ node_modules/.bin/wasm-opt -O3 "${features[@]}" pkg/cairn_bg.wasm -o pkg/cairn_b
 mv pkg/cairn_bg.wasm.opt pkg/cairn_bg.wasm
 node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
   target/relaxed/bindgen/cairn_bg.wasm -o pkg/cairn_relaxed_bg.wasm
+node_modules/.bin/wasm-opt -Oz "${features[@]}" pkg/cairn_keyword_bg.wasm -o pkg/cairn_keyword_bg.wasm.opt
+mv pkg/cairn_keyword_bg.wasm.opt pkg/cairn_keyword_bg.wasm
 cp www/cairn/cairn-search.js www/cairn/cairn-worker.js www/cairn/cairn-sw.js pkg/
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 cat > pkg/package.json <<JSON
@@ -40,14 +50,16 @@ cat > pkg/package.json <<JSON
   "main": "cairn.js",
   "module": "cairn.js",
   "types": "cairn.d.ts",
-  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "cairn-sw.js", "README.md"],
+  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn_keyword.js", "cairn_keyword.d.ts", "cairn_keyword_bg.wasm", "cairn_keyword_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "cairn-sw.js", "README.md"],
   "exports": {
     ".": { "types": "./cairn.d.ts", "default": "./cairn.js" },
     "./element": "./cairn-search.js",
+    "./keyword": { "types": "./cairn_keyword.d.ts", "default": "./cairn_keyword.js" },
     "./worker": "./cairn-worker.js",
     "./sw": "./cairn-sw.js",
     "./cairn_bg.wasm": "./cairn_bg.wasm",
-    "./cairn_relaxed_bg.wasm": "./cairn_relaxed_bg.wasm"
+    "./cairn_relaxed_bg.wasm": "./cairn_relaxed_bg.wasm",
+    "./cairn_keyword_bg.wasm": "./cairn_keyword_bg.wasm"
   },
   "sideEffects": ["./cairn-search.js"]
 }
@@ -57,7 +69,9 @@ cat > pkg/README.md <<'MD'
 
 Semantic search that runs in the visitor's browser: the Cairn engine compiled to
 WebAssembly (`cairn.js`, `cairn_bg.wasm`, and `cairn_relaxed_bg.wasm` built with relaxed
-SIMD for the browsers that have it; TypeScript types in `cairn.d.ts`), its worker
+SIMD for the browsers that have it; TypeScript types in `cairn.d.ts`), the small keyword
+engine (`cairn_keyword.js`, `cairn_keyword_bg.wasm`: the index, keyword and vector ranking,
+no encoder; the worker answers with it first on a sharded index), its worker
 (`cairn-worker.js`), the `<cairn-search>` element (`cairn-search.js`) and an optional
 service worker for offline visits (`cairn-sw.js`; see the element's `service-worker`
 attribute).
@@ -75,5 +89,6 @@ Or drive the engine yourself: `import init, { Engine } from "cairn-search"`, the
 `await engine.search(query, { k: 10, mode: "hybrid" })`.
 MD
 mkdir -p www/cairn
-cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm www/cairn/
-ls -l pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm
+cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword.js \
+  pkg/cairn_keyword_bg.wasm www/cairn/
+ls -l pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword_bg.wasm

@@ -76,6 +76,7 @@ pub enum Error {
 
     /// A failure inside the tensor library.
     #[error("tensor computation failed: {0}")]
+    #[cfg(feature = "encoder")]
     Tensor(#[from] candle_core::Error),
 
     /// An I/O error while reading or writing a file.

@@ -8,12 +8,14 @@
 //! See `ARCHITECTURE.md` for a walk from a corpus file to a search result.
 
 pub mod clock;
+pub mod digest;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod index;
 #[cfg(all(feature = "ingest", not(target_arch = "wasm32")))]
 pub mod ingest;
+#[cfg(feature = "encoder")]
 pub mod model;
 pub mod search;
 
@@ -23,5 +25,6 @@ pub mod web;
 pub use cairn_kernels as kernels;
 pub use error::{Error, Result};
 pub use index::{Index, Passage};
+#[cfg(feature = "encoder")]
 pub use model::{Encoder, ModelConfig, Pooling, Quant, Role};
 pub use search::{Hit, Mode, Searcher, Why};

@@ -1,6 +1,6 @@
 //! One GPU session for one index and one model: the GPU encoder built from the model's
 //! bundle, the scorer built from the index's dense data, and the calibration that chose, per
-//! workload, the GPU or the CPU. The wasm engine (`src/web.rs`) owns at most one and replaces
+//! workload, the GPU or the CPU. The wasm engine (`src/web/model.rs`) owns at most one and replaces
 //! it whole with the index; it is built and used natively too (`tests/gpu_native.rs`).
 
 use std::rc::Rc;

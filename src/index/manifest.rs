@@ -27,6 +27,30 @@ pub struct EngineFiles {
     /// The relaxed-SIMD build (absent: the worker uses `wasm` everywhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relaxed_wasm: Option<String>,
+    /// The keyword engine's glue, e.g. `cairn_keyword.0123abcd4567ef89.js` (absent: the
+    /// worker starts with the full engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword_js: Option<String>,
+    /// The keyword engine's wasm, e.g. `cairn_keyword_bg.0123abcd4567ef89.wasm`: the
+    /// index, keyword and vector ranking without the encoder, which answers a sharded
+    /// index's first queries while the full engine and the model load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword_wasm: Option<String>,
+}
+
+impl EngineFiles {
+    /// Every file it names.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        [
+            Some(&self.js),
+            Some(&self.wasm),
+            self.relaxed_wasm.as_ref(),
+            self.keyword_js.as_ref(),
+            self.keyword_wasm.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +123,7 @@ impl Manifest {
                 max: FORMAT_VERSION,
             });
         }
-        use crate::model::gguf::{BUNDLE_FORMAT_VERSION, MIN_BUNDLE_FORMAT_VERSION};
+        use crate::digest::{BUNDLE_FORMAT_VERSION, MIN_BUNDLE_FORMAT_VERSION};
         if m.bundle_format != 0
             && !(MIN_BUNDLE_FORMAT_VERSION..=BUNDLE_FORMAT_VERSION).contains(&m.bundle_format)
         {
@@ -115,11 +139,7 @@ impl Manifest {
             )));
         }
         // Every file it names lies in the folder itself: a name, not a path or a URL.
-        let engine = m.engine.iter().flat_map(|e| {
-            [Some(&e.js), Some(&e.wasm), e.relaxed_wasm.as_ref()]
-                .into_iter()
-                .flatten()
-        });
+        let engine = m.engine.iter().flat_map(EngineFiles::names);
         for name in [&m.index, &m.model].into_iter().chain(engine) {
             if !is_plain_name(name) {
                 return Err(Error::UnsupportedManifest(format!(
@@ -165,7 +185,7 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
 /// `stem.<first 16 hex digits of SHA-256>.ext`: a new build gets new names, so caches
 /// keyed by name never serve stale files.
 pub fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
-    let h = crate::model::gguf::hex(&Sha256::digest(bytes));
+    let h = crate::digest::hex(&Sha256::digest(bytes));
     format!("{stem}.{}.{ext}", &h[..16])
 }
 
@@ -181,7 +201,9 @@ mod tests {
             "passages": 3, "dim": 384, "index_format": 1, "bundle_format": 2,
             "writer": "cairn 0.1.0",
             "engine": {"js": "cairn.0123456789abcdef.js", "wasm": "cairn_bg.0123456789abcdef.wasm",
-                       "relaxed_wasm": "cairn_relaxed_bg.0123456789abcdef.wasm"}
+                       "relaxed_wasm": "cairn_relaxed_bg.0123456789abcdef.wasm",
+                       "keyword_js": "cairn_keyword.0123456789abcdef.js",
+                       "keyword_wasm": "cairn_keyword_bg.0123456789abcdef.wasm"}
         })
     }
 
@@ -193,7 +215,15 @@ mod tests {
     fn reads_what_it_writes_and_older_manifests() {
         let m = parse(&sample()).unwrap();
         assert_eq!((m.index_format, m.bundle_format, m.passages), (1, 2, 3));
-        assert_eq!(m.engine.as_ref().unwrap().js, "cairn.0123456789abcdef.js");
+        let engine = m.engine.as_ref().unwrap();
+        assert_eq!(engine.js, "cairn.0123456789abcdef.js");
+        assert_eq!(engine.names().count(), 5, "{engine:?}");
+        // Written before the keyword engine: the worker starts with the full engine.
+        let mut older = sample();
+        for key in ["keyword_js", "keyword_wasm"] {
+            older["engine"].as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(parse(&older).unwrap().engine.unwrap().keyword_js, None);
         let again: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(again, sample());
         // Layout 1, written before the versions and the engine were recorded: still read.
@@ -234,10 +264,12 @@ mod tests {
             "a/b.js",
             "",
         ] {
-            let mut m = sample();
-            m["engine"]["js"] = bad.into();
-            let e = parse(&m).unwrap_err().to_string();
-            assert!(e.contains("not a file name"), "{bad}: {e}");
+            for key in ["js", "keyword_js", "keyword_wasm"] {
+                let mut m = sample();
+                m["engine"][key] = bad.into();
+                let e = parse(&m).unwrap_err().to_string();
+                assert!(e.contains("not a file name"), "{key} = {bad}: {e}");
+            }
         }
         let mut m = sample();
         m["index"] = "../index.cidx".into();

@@ -4,6 +4,7 @@
 //! time) and [`Index::from_bytes`] reads them (natively and in the browser), validating
 //! magic, version, checksum and every section's size before use.
 
+#[cfg(feature = "encoder")]
 pub mod cache;
 pub mod dense;
 pub mod format;
@@ -66,16 +67,6 @@ pub(crate) fn corrupt(msg: impl Into<String>) -> Error {
     Error::CorruptIndex(msg.into())
 }
 
-/// CRC-32 of `bytes`, fed 64 KB at a time for the browser's sake (see
-/// `gguf::reader::sha256_in_chunks`: one long call would run in V8's baseline code).
-fn crc32_in_chunks(bytes: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    for chunk in bytes.chunks(crate::model::gguf::reader::CHECKSUM_CHUNK) {
-        h.update(chunk);
-    }
-    h.finalize()
-}
-
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -120,7 +111,7 @@ pub(crate) fn read_container(bytes: &[u8]) -> Result<Container> {
         )));
     }
     let recorded = u32_at(bytes, body);
-    let actual = crc32_in_chunks(&bytes[..body]);
+    let actual = crate::digest::crc32_in_chunks(&bytes[..body]);
     if recorded != actual {
         return Err(corrupt(format!(
             "checksum mismatch (recorded {recorded:08x}, computed {actual:08x}): the file was cut short or altered"
@@ -366,21 +357,4 @@ impl Index {
 
 fn short(h: &str) -> String {
     h.chars().take(16).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    /// Fed in chunks or whole, the same CRC, at lengths around the chunk size.
-    #[test]
-    fn chunked_crc32_is_the_plain_crc() {
-        let chunk = crate::model::gguf::reader::CHECKSUM_CHUNK;
-        for n in [0, 1, chunk - 1, chunk, 3 * chunk + 5] {
-            let bytes: Vec<u8> = (0..n).map(|i| (i * 17 % 253) as u8).collect();
-            assert_eq!(
-                super::crc32_in_chunks(&bytes),
-                crc32fast::hash(&bytes),
-                "{n} bytes"
-            );
-        }
-    }
 }

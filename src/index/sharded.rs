@@ -89,7 +89,7 @@ pub struct PartTable {
 
 /// The file name of a part: `terms.0123abcd4567ef89.cidx`, as [`hashed_name`] names files.
 fn part_name(kind: PartKind, hash: &[u8]) -> String {
-    format!("{}.{}.cidx", kind.stem(), crate::model::gguf::hex(hash))
+    format!("{}.{}.cidx", kind.stem(), crate::digest::hex(hash))
 }
 
 /// The start of the SHA-256 of `bytes`: what names a part.

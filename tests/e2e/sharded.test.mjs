@@ -84,6 +84,48 @@ test('a query fetches only the parts it needs, the rest comes while idle, and a 
   await context.close();
 });
 
+test('the keyword engine answers first; the encoder and the model come after that answer and take over', async () => {
+  const context = await browser.newContext();
+  const tab = await newPage(context);
+  try {
+    server.log.length = 0;
+    await tab.goto(new URL('sharded-lazy.html', server.url).href);
+    // When the first results reached the page (the server log's clock: the same machine's).
+    await tab.evaluate(() => document.querySelector('cairn-search').addEventListener('cairn-results', () => {
+      window.firstResultsAt ??= Date.now();
+    }));
+    await waitForState(tab, 'keyword');
+    const el = () => tab.evaluate(() => {
+      const e = document.querySelector('cairn-search');
+      return { engine: e.dataset.engine, build: e.lastResults?.build, at: window.firstResultsAt };
+    });
+    assert.equal((await el()).engine, 'keyword');
+    const first = await search(tab, 'face photos', 'lexical');
+    assert.ok(first.hits.length > 0);
+    const { build, at } = await el();
+    assert.equal(build, 'keyword', 'the first answer came from the keyword engine');
+    const before = server.log.filter((e) => e.status === 200 && e.at <= at);
+    const names = before.map((e) => path.basename(e.path));
+    assert.ok(names.includes('cairn_keyword_bg.wasm'), names.join(' '));
+    assert.ok(names.some((n) => n.startsWith('text.')), 'the text of the hits came before the answer');
+    const heavy = names.filter((n) => /^model\.|^cairn(_relaxed)?_bg\.wasm$|^cairn\.js$/.test(n));
+    assert.deepEqual(heavy, [], 'neither the full engine nor the model before the first answer');
+    const bytes = before.reduce((s, e) => s + (e.bytes || 0), 0);
+    console.log(`# before the first keyword answer: ${names.length} files, ${(bytes / 1024).toFixed(0)} KB raw`);
+    // Then the model, into the full engine, which takes the index over.
+    await waitForState(tab, 'ready');
+    assert.equal((await el()).engine, 'full');
+    const out = await search(tab, QUERY, 'hybrid');
+    assert.equal(out.hits[0].id, 'p0000');
+    assert.ok(out.hits.some((h) => h.why !== 'keyword'), 'meaning matches');
+    assert.equal((await el()).build, 'full');
+    assert.deepEqual(out.missing, []);
+    assert.deepEqual(tab.errors.filter((e) => !/Failed to load resource/.test(e)), []);
+  } finally {
+    await context.close();
+  }
+});
+
 test('a damaged part is fetched again; a part that cannot be fetched is named and the other results show', async () => {
   const context = await browser.newContext();
   const tab = await newPage(context);

@@ -20,6 +20,8 @@
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
 //                     data-kernel  the engine's int8 kernel: simd128 | relaxed-simd
+//                     data-engine  the engine answering: keyword (the small module a
+//                                  sharded index starts on) | full | full-cpu
 //                     data-mode    the mode of the results on screen
 //                     data-offline ready (the service worker keeps this page and its search)
 //                                  | partial (some files could not be kept) | unavailable
@@ -253,7 +255,7 @@ class CairnSearch extends HTMLElement {
       .map((e) => e.name);
     const extra = (this.getAttribute('offline-files') || '').split(/\s+/).filter(Boolean)
       .map((u) => new URL(u, document.baseURI).href);
-    const urls = [pageUrl(), import.meta.url, this.workerUrl, engine.js, engine.wasm, ...extra, ...loaded]
+    const urls = [pageUrl(), import.meta.url, this.workerUrl, engine.js, engine.wasm, engine.keywordJs, engine.keywordWasm, ...extra, ...loaded]
       .filter((u) => typeof u === 'string' && u.startsWith(origin));
     try {
       const sw = await this.serviceWorker;
@@ -291,6 +293,7 @@ class CairnSearch extends HTMLElement {
     this.stateDetail = detail;
     if (detail.backend) this.dataset.backend = detail.backend;
     if (detail.kernel) this.dataset.kernel = detail.kernel;
+    if (detail.build) this.dataset.engine = detail.build;
     this.renderStatus();
     if (state === 'ready') this.keepOffline();
     this.dispatchEvent(new CustomEvent('cairn-state', { detail: { state, message, detail } }));
@@ -374,7 +377,7 @@ class CairnSearch extends HTMLElement {
         if (msg.seq < this.shownSeq || msg.seq !== this.seq) return; // stale
         this.shownSeq = msg.seq;
         this.dataset.mode = msg.mode;
-        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, missing: msg.missing || [], parts: msg.parts };
+        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, missing: msg.missing || [], parts: msg.parts, build: msg.build };
         this.render(msg.hits, msg.query, undefined, msg.missing || []);
         this.dispatchEvent(new CustomEvent('cairn-results', {
           detail: { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings },

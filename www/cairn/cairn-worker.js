@@ -16,12 +16,13 @@
 //   { type: 'progress', what: 'index' | 'model', loaded, total }
 //   { type: 'state', state: 'loading' | 'keyword' | 'ready' | 'error', message, detail }
 //   { type: 'results', seq, query, mode, hits, backend, timings: { encodeMs, searchMs },
-//     missing: [{ file, reason }], parts: { fetched, bytes, cached } }
+//     missing: [{ file, reason }], parts: { fetched, bytes, cached }, build }
 //                                     (what Engine.search resolves to; the worker reruns the
 //                                     latest query once the model is in, same seq; `missing`
 //                                     names the parts of a sharded index that could not be
 //                                     had, the hits are what the rest gave; `parts` counts
-//                                     the parts this worker has loaded so far)
+//                                     the parts this worker has loaded so far; `build`:
+//                                     the engine that answered, keyword or full)
 //   { type: 'prefetch', loaded, total, failed }
 //                                     a sharded index's idle prefetch, after each batch
 //   { type: 'search-error', seq, message }
@@ -30,9 +31,21 @@
 // (content-hashed, written beside the index by `cairn index`), else `cairn.js` beside this
 // worker. So a browser that holds an older engine in its HTTP cache never runs it against a
 // newer index: a new build names a new file.
+//
+// A sharded index starts on the keyword engine instead (`cairn_keyword.js`: the index and
+// its ranking without the encoder, a small download): it answers the first queries with
+// keywords; the full engine and the model load after the first answer (or once the page has
+// been idle MODEL_DELAY_MS), and the index is handed over to it (`handOver`). A one-file
+// index is fetched whole anyway, so it starts on the full engine.
 let Engine = null; // the engine module's Engine class
 let engineUrl = null; // the module it came from
 let engineWasm = null; // and its wasm file
+let keywordFiles = null; // the keyword engine's files, when it answered first: { js, wasm }
+let fullFiles = null; // the full engine's files, loaded by loadModel after the keyword engine
+let heldMeta = null; // the meta file's bytes, kept for the hand-over to the full engine
+let indexGen = 0; // bumped by every loadIndex: a part fetched for an older index is dropped
+let modelTimer = null;
+const MODEL_DELAY_MS = 3000;
 
 const CACHE_NAME = 'cairn-v1';
 const MANIFEST = 'cairn-entry.json';
@@ -193,23 +206,36 @@ async function keepManifest() {
 // Only the engine's file names are taken from the manifest here (everything else is read
 // by the engine once loaded); a manifest that is not JSON, or names none, means the engine
 // beside this worker.
+// (And whether the index is sharded, to choose the engine that starts: the engine's reader
+// checks the whole manifest once loaded.)
 function engineNamed(bytes) {
+  let m = null;
   try {
-    const e = JSON.parse(new TextDecoder().decode(bytes)).engine;
-    if (e && typeof e.js === 'string' && typeof e.wasm === 'string') {
-      return {
-        js: new URL(e.js, base).href,
-        wasm: new URL(e.wasm, base).href,
-        relaxed: typeof e.relaxed_wasm === 'string' ? new URL(e.relaxed_wasm, base).href : null,
-      };
-    }
+    m = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     // Not JSON: the engine's reader names the problem.
   }
+  const sharded = m?.index_format === 2;
+  const e = m?.engine;
+  if (e && typeof e.js === 'string' && typeof e.wasm === 'string') {
+    const named = (f) => (typeof f === 'string' ? new URL(f, base).href : null);
+    const kjs = named(e.keyword_js);
+    const kwasm = named(e.keyword_wasm);
+    return {
+      js: named(e.js),
+      wasm: named(e.wasm),
+      relaxed: named(e.relaxed_wasm),
+      keyword: kjs && kwasm ? { js: kjs, wasm: kwasm } : null,
+      sharded,
+    };
+  }
+  const beside = (f) => new URL(f, import.meta.url).href;
   return {
-    js: new URL('./cairn.js', import.meta.url).href,
-    wasm: new URL('./cairn_bg.wasm', import.meta.url).href,
-    relaxed: new URL('./cairn_relaxed_bg.wasm', import.meta.url).href,
+    js: beside('./cairn.js'),
+    wasm: beside('./cairn_bg.wasm'),
+    relaxed: beside('./cairn_relaxed_bg.wasm'),
+    keyword: { js: beside('./cairn_keyword.js'), wasm: beside('./cairn_keyword_bg.wasm') },
+    sharded,
   };
 }
 
@@ -233,11 +259,28 @@ async function loadIndex(manifestBytes) {
   partLoads.clear();
   partErrors.clear();
   prefetchState = 'idle';
-  await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) =>
-    sharded ? engine.loadMeta(bytes) : engine.loadIndex(bytes));
+  indexGen += 1;
+  await loadHashed(manifest.index, 'index', manifest.index_bytes, (bytes) => {
+    if (!sharded) return engine.loadIndex(bytes);
+    const info = engine.loadMeta(bytes);
+    heldMeta = keywordFiles ? bytes : null;
+    return info;
+  });
   indexReady = true;
-  state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages });
+  const waiting = keywordFiles && modelState === 'none';
+  state('keyword', waiting ? 'Keyword search ready' : 'Keyword search ready; loading the model…', {
+    passages: manifest.passages,
+    build: engine.build,
+  });
   schedule();
+}
+
+// The full engine takes over from the keyword engine: the meta file is loaded into it (the
+// parts the keyword engine had are read again from the cache as searches name them), and it
+// answers from now on. Synchronous, so no search or part lands between the two.
+function handOver(full) {
+  const info = full.loadMeta(heldMeta);
+  return info;
 }
 
 // One part of a sharded index into the engine: from the cache or the network, checked by the
@@ -247,8 +290,14 @@ async function loadIndex(manifestBytes) {
 // searches answer without it and name it (and try it again after RETRY_MISSING_MS).
 function fetchPart(name) {
   if (partLoads.has(name)) return partLoads.get(name);
-  const target = engine;
-  const load = (reload) => loadHashed(name, 'part', 0, (bytes) => target.addPart(name, bytes), { quiet: true, reload });
+  // The engine at the time the bytes arrive (the keyword engine may have handed over to the
+  // full one meanwhile), unless another index was loaded since.
+  const gen = indexGen;
+  const add = (bytes) => {
+    if (gen !== indexGen) throw new Error(`${name}: the index changed while it was fetched`);
+    engine.addPart(name, bytes);
+  };
+  const load = (reload) => loadHashed(name, 'part', 0, add, { quiet: true, reload });
   const p = (async () => {
     try {
       await load(false);
@@ -259,7 +308,7 @@ function fetchPart(name) {
         partErrors.delete(name);
       } catch (e) {
         partErrors.set(name, { message: e.message.includes(name) ? e.message : `${name}: ${e.message}`, at: now() });
-        if (target === engine) engine.markMissing(name);
+        if (gen === indexGen) engine.markMissing(name);
       }
     } finally {
       partLoads.delete(name);
@@ -292,12 +341,12 @@ const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function prefetch() {
   if (!sharded || !prefetchOn || prefetchState !== 'idle') return;
   prefetchState = 'running';
-  const target = engine;
+  const gen = indexGen;
   const names = engine.partsToFetch();
   const total = names.length;
   for (let i = 0; i < names.length; i += 6) {
     while (running || pending) await pause(50);
-    if (target !== engine) return; // another engine took over: it prefetches its own
+    if (gen !== indexGen) return; // another index was loaded: it prefetches its own
     await Promise.all(names.slice(i, i + 6).map(fetchPart));
     const left = engine.partsToFetch().length;
     post({ type: 'prefetch', loaded: total - left, total, failed: partErrors.size });
@@ -314,7 +363,8 @@ function readyDetail() {
     quant: engine.quant,
     passages: manifest.passages,
     gpu: gpuReport,
-    engine: { js: engineUrl, wasm: engineWasm },
+    engine: { js: engineUrl, wasm: engineWasm, keywordJs: keywordFiles?.js, keywordWasm: keywordFiles?.wasm },
+    build: engine.build,
     sharded,
     parts: sharded ? { ...partStats, left: engine.partsToFetch().length } : undefined,
   };
@@ -338,12 +388,34 @@ async function setUpGpu() {
   }
 }
 
+// The model, into the engine; on the keyword engine, the full engine is loaded first and
+// takes over the index (handOver) when the model is in.
 async function loadModel() {
+  if (modelState === 'loading' || modelState === 'ready') return;
+  clearTimeout(modelTimer);
+  modelTimer = null;
   modelState = 'loading';
-  // Where WebGPU may be set up, the engine keeps the bundle's bytes for it (one crossing).
-  const forGpu = backendPref !== 'cpu' && Boolean(self.navigator?.gpu);
+  // Where WebGPU may be set up, the engine keeps the bundle's bytes for it (one crossing);
+  // a sharded index searches on the CPU.
+  const forGpu = !sharded && backendPref !== 'cpu' && Boolean(self.navigator?.gpu);
   try {
-    await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => engine.loadModel(bytes, forGpu));
+    let full = null;
+    if (onKeyword) {
+      state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages, build: engine.build });
+      full = await openEngine(fullFiles);
+    }
+    await loadHashed(manifest.model, 'model', manifest.model_bytes, (bytes) => {
+      if (!full) return engine.loadModel(bytes, forGpu);
+      // Synchronous from here: no search or part lands between the two engines.
+      handOver(full.engine);
+      full.engine.loadModel(bytes, forGpu);
+      const old = engine;
+      install(full);
+      onKeyword = false;
+      heldMeta = null;
+      old.free(); // its calls all return before they yield: nothing still runs on it
+      return undefined;
+    });
     modelState = 'ready';
     // A sharded index's centroids: every meaning search starts from them.
     if (sharded) engine.partFiles().filter((n) => n.startsWith('cent.')).forEach(fetchPart);
@@ -359,6 +431,7 @@ async function loadModel() {
     modelState = 'failed';
     state('keyword', `Semantic search unavailable: ${e.message}. Keyword search still works.`, {
       modelError: e.message,
+      build: engine.build,
     });
   }
 }
@@ -382,36 +455,61 @@ function hasRelaxedSimd() {
   }
 }
 
-// The engine named by `files` (see engineNamed): the relaxed-SIMD build where the browser
-// has relaxed SIMD (and the page did not ask for the plain one), else the SIMD128 build. Both
-// compute the same vectors. A different engine than the one running replaces it, and what
-// the old one had loaded is loaded again.
-async function startEngine(files) {
-  if (engine && engineUrl === files.js) return;
+// Imports the full engine named by `files` (see engineNamed) and makes one: the relaxed-SIMD
+// build where the browser has relaxed SIMD (and the page did not ask for the plain one), else
+// the SIMD128 build. Both compute the same vectors.
+async function openEngine(files) {
   const mod = await import(files.js);
-  let next = null;
   if (files.relaxed && wasmPref !== 'simd128' && hasRelaxedSimd()) {
     try {
       await mod.default({ module_or_path: files.relaxed });
-      next = new mod.Engine();
-      engineWasm = files.relaxed;
+      return { mod, engine: new mod.Engine(), js: files.js, wasm: files.relaxed };
     } catch (e) {
       console.warn(`cairn: the relaxed-SIMD engine did not load (${e.message}); using SIMD128`);
     }
   }
-  if (!next) {
+  await mod.default({ module_or_path: files.wasm });
+  return { mod, engine: new mod.Engine(), js: files.js, wasm: files.wasm };
+}
+
+// The keyword engine (no encoder), or null when it cannot be had (the full engine starts).
+async function openKeywordEngine(files) {
+  try {
+    const mod = await import(files.js);
     await mod.default({ module_or_path: files.wasm });
-    next = new mod.Engine();
-    engineWasm = files.wasm;
+    return { mod, engine: new mod.Engine(), js: files.js, wasm: files.wasm };
+  } catch (e) {
+    console.warn(`cairn: the keyword engine did not load (${e.message}); starting the full engine`);
+    return null;
   }
+}
+
+function install(opened) {
+  engine = opened.engine;
+  Engine = opened.mod.Engine;
+  engineUrl = opened.js;
+  engineWasm = opened.wasm;
+}
+
+let onKeyword = false; // the keyword engine answers (the full one has not taken over yet)
+
+// Starts the engine for the manifest's files: the keyword engine for a sharded index (when
+// the folder has one), else the full engine. A different engine than the one running replaces
+// it, and what the old one had loaded is loaded again.
+async function startEngine(files) {
+  fullFiles = files;
+  if (engine && [files.js, files.keyword?.js].includes(engineUrl)) return;
+  let opened = files.sharded && files.keyword ? await openKeywordEngine(files.keyword) : null;
+  const keyword = Boolean(opened);
+  if (!opened) opened = await openEngine(files);
   if (engine) {
     // (Not freed: a search may still be running on it; the collector takes it after.)
     indexReady = false;
     modelState = 'none';
   }
-  engine = next;
-  Engine = mod.Engine;
-  engineUrl = files.js;
+  install(opened);
+  onKeyword = keyword;
+  keywordFiles = keyword ? files.keyword : null;
 }
 
 async function start() {
@@ -434,7 +532,8 @@ async function start() {
     state('error', `The search index could not be loaded: ${e.message}`, { indexError: e.message });
     return;
   }
-  if (modelState === 'none' || modelState === 'failed') await loadModel();
+  if (modelState === 'failed' || (modelState === 'none' && !onKeyword)) await loadModel();
+  else if (modelState === 'none' && !modelTimer) modelTimer = setTimeout(loadModel, MODEL_DELAY_MS);
 }
 
 function schedule() {
@@ -466,9 +565,12 @@ async function runPending() {
       timings: out.timings,
       missing: (out.missing || []).map((file) => ({ file, reason: partErrors.get(file)?.message || 'not available' })),
       parts: sharded ? { ...partStats } : undefined,
+      build: engine.build,
     });
     // The rest of the index once the page has been idle a moment (typing goes first).
     if (sharded && (modelState === 'ready' || modelState === 'failed')) setTimeout(prefetch, 1000);
+    // The first answer came from the keyword engine: the encoder and the model now.
+    if (onKeyword && modelState === 'none') loadModel();
   } catch (e) {
     post({ type: 'search-error', seq: job.seq, message: e.message });
   }

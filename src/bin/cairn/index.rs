@@ -379,10 +379,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
 /// The engine an earlier manifest of `out` names, when its files are all still there.
 fn previous_engine(out: &Path) -> Option<cairn::index::manifest::EngineFiles> {
     let e = Manifest::read(out).ok()?.engine?;
-    let present = [Some(&e.js), Some(&e.wasm), e.relaxed_wasm.as_ref()]
-        .into_iter()
-        .flatten()
-        .all(|n| out.join(n).is_file());
+    let present = e.names().all(|n| out.join(n).is_file());
     present.then_some(e)
 }
 

@@ -16,6 +16,9 @@ const ENTRY_FILES: [&str; 3] = ["cairn-search.js", "cairn-worker.js", "cairn-sw.
 const ENGINE_JS: (&str, &str, &str) = ("cairn.js", "cairn", "js");
 const ENGINE_WASM: (&str, &str, &str) = ("cairn_bg.wasm", "cairn_bg", "wasm");
 const ENGINE_RELAXED: (&str, &str, &str) = ("cairn_relaxed_bg.wasm", "cairn_relaxed_bg", "wasm");
+/// The keyword engine (no encoder): a sharded index's first answers.
+const KEYWORD_JS: (&str, &str, &str) = ("cairn_keyword.js", "cairn_keyword", "js");
+const KEYWORD_WASM: (&str, &str, &str) = ("cairn_keyword_bg.wasm", "cairn_keyword_bg", "wasm");
 
 /// Where the UI's files come from.
 pub enum UiSource {
@@ -45,6 +48,8 @@ fn embedded() -> Option<&'static [(&'static str, &'static [u8])]> {
         pkg_file!("cairn.js"),
         pkg_file!("cairn_bg.wasm"),
         pkg_file!("cairn_relaxed_bg.wasm"),
+        pkg_file!("cairn_keyword.js"),
+        pkg_file!("cairn_keyword_bg.wasm"),
     ])
 }
 
@@ -106,9 +111,15 @@ fn is_ui_file(name: &str) -> bool {
             .and_then(|r| r.strip_suffix('.'))
             .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
     };
-    [ENGINE_JS, ENGINE_WASM, ENGINE_RELAXED]
-        .iter()
-        .any(|(plain, stem, ext)| name == *plain || hashed(stem, ext))
+    [
+        ENGINE_JS,
+        ENGINE_WASM,
+        ENGINE_RELAXED,
+        KEYWORD_JS,
+        KEYWORD_WASM,
+    ]
+    .iter()
+    .any(|(plain, stem, ext)| name == *plain || hashed(stem, ext))
 }
 
 /// Writes the UI into `out`, removing the engine files of earlier builds, and returns the
@@ -120,7 +131,13 @@ pub fn write(out: &Path, source: &UiSource) -> Result<EngineFiles> {
         let bytes = source.read(file)?;
         Ok((hashed_name(stem, ext, &bytes), bytes))
     };
-    let engine = [read(ENGINE_JS)?, read(ENGINE_WASM)?, read(ENGINE_RELAXED)?];
+    let engine = [
+        read(ENGINE_JS)?,
+        read(ENGINE_WASM)?,
+        read(ENGINE_RELAXED)?,
+        read(KEYWORD_JS)?,
+        read(KEYWORD_WASM)?,
+    ];
     let entries = ENTRY_FILES.map(|name| source.read(name).map(|b| (name, b)));
     let entries = entries.into_iter().collect::<Result<Vec<_>>>()?;
     for (name, bytes) in &engine {
@@ -138,12 +155,14 @@ pub fn write(out: &Path, source: &UiSource) -> Result<EngineFiles> {
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, out.join(name))?;
     }
-    let [(js, _), (wasm, _), (relaxed, _)] = engine;
+    let [(js, _), (wasm, _), (relaxed, _), (keyword_js, _), (keyword_wasm, _)] = engine;
     eprintln!("wrote {} (engine {js})", source.describe());
     Ok(EngineFiles {
         js,
         wasm,
         relaxed_wasm: Some(relaxed),
+        keyword_js: Some(keyword_js),
+        keyword_wasm: Some(keyword_wasm),
     })
 }
 
@@ -160,6 +179,8 @@ mod tests {
             "cairn.0123456789abcdef.js",
             "cairn_bg.0123456789abcdef.wasm",
             "cairn_relaxed_bg.0123456789abcdef.wasm",
+            "cairn_keyword.0123456789abcdef.js",
+            "cairn_keyword_bg.0123456789abcdef.wasm",
         ] {
             assert!(is_ui_file(name), "{name}");
         }
@@ -191,6 +212,8 @@ mod tests {
             ("cairn.js", "glue"),
             ("cairn_bg.wasm", "simd128"),
             ("cairn_relaxed_bg.wasm", "relaxed"),
+            ("cairn_keyword.js", "keyword glue"),
+            ("cairn_keyword_bg.wasm", "keyword"),
         ] {
             std::fs::write(pkg.join(name), body).unwrap();
         }
@@ -202,6 +225,10 @@ mod tests {
         let files = write(&out, &UiSource::Dir(pkg.clone())).unwrap();
         assert_eq!(files.js, hashed_name("cairn", "js", b"glue"));
         assert_eq!(files.wasm, hashed_name("cairn_bg", "wasm", b"simd128"));
+        assert_eq!(
+            files.keyword_wasm.as_deref(),
+            Some(hashed_name("cairn_keyword_bg", "wasm", b"keyword").as_str())
+        );
         let mut names: Vec<String> = std::fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -211,6 +238,8 @@ mod tests {
             files.js.clone(),
             files.wasm.clone(),
             files.relaxed_wasm.clone().unwrap(),
+            files.keyword_js.clone().unwrap(),
+            files.keyword_wasm.clone().unwrap(),
             "cairn-search.js".into(),
             "cairn-sw.js".into(),
             "cairn-worker.js".into(),

@@ -10,12 +10,11 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use crate::model::config::{Activation, ModelConfig, Pooling};
 use crate::{Error, Result};
 
-/// The newest bundle format version this build writes and reads. Version 2 added the flat
-/// word-embedding table ([`flat_table_rows`]) and the tokenizer's vocabulary as lines
+/// The bundle format versions this build writes and reads (defined with the checksums every
+/// build reads, the keyword engine's included). Version 2 added the flat word-embedding
+/// table ([`flat_table_rows`]) and the tokenizer's vocabulary as lines
 /// ([`split_vocab`](super::vocab::split_vocab)).
-pub const BUNDLE_FORMAT_VERSION: u32 = 2;
-/// The oldest bundle format version this build reads.
-pub const MIN_BUNDLE_FORMAT_VERSION: u32 = 1;
+pub use crate::digest::{BUNDLE_FORMAT_VERSION, MIN_BUNDLE_FORMAT_VERSION};
 
 /// Metadata keys. The `general.*`, `bert.*` and `tokenizer.*` ones are llama.cpp's.
 pub mod keys {

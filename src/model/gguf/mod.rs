@@ -17,11 +17,12 @@ pub mod reader;
 pub mod vocab;
 pub mod writer;
 
+pub use crate::digest::hex;
 pub use layout::{
     config_from_metadata, config_to_metadata, expected_tensors, flat_table_rows, is_flat_table,
     keys, names, BUNDLE_FORMAT_VERSION, MIN_BUNDLE_FORMAT_VERSION,
 };
 pub use quant::{widen_q5_0, Quant};
-pub use reader::{hex, read_bundle, Bundle};
+pub use reader::{read_bundle, Bundle};
 pub use vocab::{join_vocab, split_vocab};
 pub use writer::write_bundle;

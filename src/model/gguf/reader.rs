@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
+use crate::digest::{hex, sha256_in_chunks};
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::QTensor;
 use candle_core::Device;
-use sha2::{Digest, Sha256};
 
 use super::layout::{
     config_from_metadata, expected_tensors, flat_table_rows, keys, meta_err, meta_string,
@@ -286,52 +286,6 @@ fn check_alignment(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Bytes per call into a checksum's block function: [`sha256_in_chunks`].
-pub(crate) const CHECKSUM_CHUNK: usize = 1 << 16;
-
-/// SHA-256 of `bytes`, fed 64 KB at a time. The same digest as one call, but in the browser
-/// a single call over a whole bundle runs from start to end in the engine's baseline code
-/// (V8 moves a wasm function to optimised code only between calls): 1.8 s for 24 MB in
-/// Liftoff against 0.2 s once optimised. Many short calls let it move after the first few.
-pub(crate) fn sha256_in_chunks(bytes: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for chunk in bytes.chunks(CHECKSUM_CHUNK) {
-        h.update(chunk);
-    }
-    h.finalize().into()
-}
-
 fn short(h: &str) -> &str {
     h.get(..12).unwrap_or(h)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Fed in chunks or whole, the same digest, at lengths around the chunk size.
-    #[test]
-    fn chunked_sha256_is_the_plain_digest() {
-        for n in [
-            0,
-            1,
-            63,
-            64,
-            CHECKSUM_CHUNK - 1,
-            CHECKSUM_CHUNK,
-            2 * CHECKSUM_CHUNK + 7,
-        ] {
-            let bytes: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
-            let whole: [u8; 32] = Sha256::digest(&bytes).into();
-            assert_eq!(sha256_in_chunks(&bytes), whole, "{n} bytes");
-        }
-    }
 }

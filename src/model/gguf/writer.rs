@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::layout::{config_to_metadata, is_flat_table, keys, names};
 use super::quant::Quant;
-use super::reader::hex;
 use super::vocab::split_vocab;
+use crate::digest::hex;
 use crate::model::config::ModelConfig;
 use crate::Result;
 

@@ -1,23 +1,18 @@
-//! The only `#[wasm_bindgen]` code: a thin boundary of bytes in, results out.
-//!
-//! JavaScript (the worker in `www/cairn-worker.js`) fetches and caches the files and hands
-//! their bytes to an [`Engine`]; every fallible call returns `Result<_, JsError>`, so bad
-//! input becomes a JavaScript exception with a readable message instead of a trapped module.
+//! The encoder's side of the engine (feature `encoder`): the model, query embedding, and
+//! the WebGPU path where built with it (feature `gpu`). The keyword engine is built without
+//! it (`scripts/build-wasm.sh`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use super::{js_err, results, results_with_gaps, wants_gpu, Engine, SearchOptions, Timings};
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
-use crate::search::{Gaps, Hit, Mode, Searcher, Why};
+use crate::search::{Hit, Mode, Searcher};
 use crate::{Encoder, Role};
-
-fn js_err(e: crate::Error) -> JsError {
-    JsError::new(&e.to_string())
-}
 
 /// A sentence encoder for JavaScript: construct from the bundle's bytes, embed text.
 #[wasm_bindgen(js_name = Encoder)]
@@ -62,148 +57,9 @@ impl WasmEncoder {
     }
 }
 
-/// What a loaded index holds, for status lines.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexInfo {
-    passages: usize,
-    dim: usize,
-    model_name: String,
-    model_fingerprint: String,
-    bytes: usize,
-}
-
-/// A search result as JavaScript sees it. Excerpt marks are UTF-16 offsets (what
-/// `String.prototype.slice` takes), converted from the core's byte ranges.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebHit {
-    id: String,
-    url: String,
-    anchor: String,
-    title: String,
-    heading: String,
-    score: f32,
-    why: Why,
-    excerpt: String,
-    marks: Vec<(u32, u32)>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebResults {
-    /// The mode that ran ([`Mode::runs_as`]): `lexical` while the model is not loaded or
-    /// for a blank query, what was asked otherwise.
-    mode: Mode,
-    hits: Vec<WebHit>,
-    /// Where the query was embedded: `cpu` or `webgpu` (`cpu` when it was not embedded).
-    backend: &'static str,
-    timings: Timings,
-    /// A sharded index's parts this search needed and the engine does not have yet: fetch
-    /// them, `addPart` each, and search again (empty for a one-file index).
-    need: Vec<String>,
-    /// Parts it needed that were marked missing (`markMissing`): the search answered without
-    /// them.
-    missing: Vec<String>,
-}
-
-/// Milliseconds spent in one search call.
-#[derive(Serialize, Default, Clone, Copy)]
-#[serde(rename_all = "camelCase")]
-struct Timings {
-    /// Embedding the query (0 when it was not embedded).
-    encode_ms: f64,
-    /// Ranking: keywords, the dense scan, fusion, excerpts.
-    search_ms: f64,
-}
-
-/// The options of [`Engine::search`]: `{ k, mode, filters, backend }`, all optional.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct SearchOptions {
-    /// Results wanted: 1 to 100 (default 10).
-    k: Option<usize>,
-    /// `hybrid` (default), `dense` or `lexical`.
-    mode: Option<String>,
-    /// Filter values by key. No index has filter values yet, so every key is unknown and
-    /// named in the error, not silently ignored.
-    filters: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
-    /// Where to embed and scan: `auto` (default: `initGpu`'s choice), `cpu` or `webgpu`.
-    backend: Option<String>,
-}
-
-impl SearchOptions {
-    fn from_js(options: JsValue) -> Result<Self, JsError> {
-        let o: SearchOptions = if options.is_undefined() || options.is_null() {
-            SearchOptions::default()
-        } else {
-            // serde-wasm-bindgen reads a struct's own fields by name and never sees the
-            // others, so unknown fields are looked for here.
-            if let Some(obj) = options.dyn_ref::<js_sys::Object>() {
-                const KNOWN: [&str; 4] = ["k", "mode", "filters", "backend"];
-                for key in js_sys::Object::keys(obj).iter() {
-                    let key = key.as_string().unwrap_or_default();
-                    if !KNOWN.contains(&key.as_str()) {
-                        return Err(JsError::new(&format!(
-                            "search options: unknown field `{key}`, expected one of `k`, \
-                             `mode`, `filters`, `backend`"
-                        )));
-                    }
-                }
-            }
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("search options: {e}")))?
-        };
-        if let Some(b) = o.backend.as_deref() {
-            gpu::embeds_on(None, Some(b))?;
-        }
-        if let Some(keys) = o.filters.as_ref().filter(|f| !f.is_empty()) {
-            let keys: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
-            return Err(JsError::new(&format!(
-                "unknown filter key {}: this index has no filters",
-                keys.join(", ")
-            )));
-        }
-        Ok(o)
-    }
-
-    fn k(&self) -> usize {
-        self.k.unwrap_or(10).clamp(1, 100)
-    }
-
-    fn mode(&self) -> Result<Mode, JsError> {
-        self.mode
-            .as_deref()
-            .map_or(Ok(Mode::Hybrid), str::parse)
-            .map_err(js_err)
-    }
-}
-
-fn web_hit(h: Hit) -> WebHit {
-    let marks = h.excerpt.utf16_marks();
-    WebHit {
-        id: h.id,
-        url: h.url,
-        anchor: h.anchor,
-        title: h.title,
-        heading: h.heading,
-        score: h.score,
-        why: h.why,
-        excerpt: h.excerpt.text,
-        marks,
-    }
-}
-
-/// The search engine of one page: an index, and later its model (and, where the browser has
-/// WebGPU and it passes its check, a GPU path).
-///
-/// Keyword search works as soon as the index is loaded; once the model is loaded, queries
-/// are embedded and searches are hybrid (or dense) as asked.
-#[wasm_bindgen]
-pub struct Engine {
-    index: Option<Rc<Index>>,
-    /// A sharded index (`loadMeta`), instead of `index`; its parts arrive by `addPart`.
-    sharded: Option<Rc<RefCell<ShardedIndex>>>,
+/// What the engine holds for meaning search: the encoder, the GPU path, and the last query
+/// vector of a sharded search.
+pub(super) struct ModelState {
     /// The last query embedded for the sharded index, reused by the rounds of one search
     /// (search, fetch the parts it names, search again).
     last_vector: Rc<LastVector>,
@@ -213,51 +69,14 @@ pub struct Engine {
     /// The bundle `loadModel(bytes, true)` read (a copy; the CPU encoder took the original's
     /// tensors), kept for the next `initGpu`: the bytes cross into wasm and are checked once.
     gpu_bundle: Option<crate::model::gguf::Bundle>,
-    /// Bumped by every `loadIndex` and `loadModel`: a GPU set-up that started before one
-    /// of them (it awaits the GPU) must not install state built for the old files.
+    /// Bumped by every `loadIndex`, `loadMeta` and `loadModel`: a GPU set-up that started
+    /// before one of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
 }
 
-impl Default for Engine {
+impl Default for ModelState {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn results(
-    ran: Mode,
-    hits: Vec<Hit>,
-    backend: &'static str,
-    timings: Timings,
-) -> Result<JsValue, JsError> {
-    results_with_gaps(ran, hits, backend, timings, Gaps::default())
-}
-
-fn results_with_gaps(
-    ran: Mode,
-    hits: Vec<Hit>,
-    backend: &'static str,
-    timings: Timings,
-    gaps: Gaps,
-) -> Result<JsValue, JsError> {
-    let out = WebResults {
-        mode: ran,
-        hits: hits.into_iter().map(web_hit).collect(),
-        backend,
-        timings,
-        need: gaps.need,
-        missing: gaps.missing,
-    };
-    Ok(serde_wasm_bindgen::to_value(&out)?)
-}
-
-#[wasm_bindgen]
-impl Engine {
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Engine {
-        Engine {
-            index: None,
-            sharded: None,
+        ModelState {
             last_vector: Rc::new(RefCell::new(None)),
             encoder: None,
             gpu: Rc::new(RefCell::new(None)),
@@ -265,120 +84,73 @@ impl Engine {
             generation: Rc::new(Cell::new(0)),
         }
     }
+}
 
-    /// Reads an index folder's `cairn-entry.json` with the one manifest reader (the checks
-    /// `cairn search` makes): its layout version and the format versions of the files it
-    /// names, each refused with both versions named. Returns the manifest as a plain object
-    /// (`index`, `index_bytes`, `model`, `model_bytes`, `passages`, `index_format`, ...).
-    #[wasm_bindgen(js_name = readManifest)]
-    pub fn read_manifest(bytes: &[u8]) -> Result<JsValue, JsError> {
-        let m = crate::index::manifest::Manifest::parse(bytes).map_err(js_err)?;
-        Ok(serde_wasm_bindgen::to_value(&m)?)
-    }
-
-    /// Loads an index file (`index.<hash>.cidx`). Validates magic, version, checksum and
-    /// structure; a model loaded earlier is dropped if the index was built with another one.
-    /// A GPU path set up for the previous index is dropped too (call `initGpu` again).
-    #[wasm_bindgen(js_name = loadIndex)]
-    pub fn load_index(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
-        let index = Index::from_bytes(bytes).map_err(js_err)?;
+impl ModelState {
+    /// A new index was loaded: the model is dropped unless `fits` its fingerprint, and the
+    /// GPU path and the last query vector (both made for the old index) are dropped.
+    pub(super) fn index_changed(&mut self, fits: impl Fn(&str) -> bool) {
         if let Some(enc) = &self.encoder {
-            if index.check_model(enc.fingerprint()).is_err() {
+            if !fits(enc.fingerprint()) {
                 self.encoder = None;
                 self.gpu_bundle = None;
             }
         }
-        let m = index.meta();
-        let info = IndexInfo {
-            passages: index.len(),
-            dim: m.dim,
-            model_name: m.model_name.clone(),
-            model_fingerprint: m.model_fingerprint.clone(),
-            bytes: index.byte_len(),
-        };
-        self.index = Some(Rc::new(index));
-        self.sharded = None;
-        self.gpu.replace(None);
-        self.generation.set(self.generation.get() + 1);
-        Ok(serde_wasm_bindgen::to_value(&info)?)
-    }
-
-    /// Loads a sharded index's meta file (the manifest's `index` when its `index_format` is
-    /// 2), instead of a one-file index. Its parts come by `addPart`, as searches name them
-    /// (`need` in a search's result); `partFiles` lists them all for a prefetch. Searches
-    /// run on the CPU (WebGPU embeds queries only with a one-file index, for now).
-    #[wasm_bindgen(js_name = loadMeta)]
-    pub fn load_meta(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
-        let index = ShardedIndex::from_meta(bytes).map_err(js_err)?;
-        if let Some(enc) = &self.encoder {
-            if index.check_model(enc.fingerprint()).is_err() {
-                self.encoder = None;
-                self.gpu_bundle = None;
-            }
-        }
-        let m = index.meta();
-        let info = IndexInfo {
-            passages: index.len(),
-            dim: m.dim,
-            model_name: m.model_name.clone(),
-            model_fingerprint: m.model_fingerprint.clone(),
-            bytes: index.meta_byte_len(),
-        };
-        self.sharded = Some(Rc::new(RefCell::new(index)));
-        self.index = None;
         self.last_vector.replace(None);
         self.gpu.replace(None);
         self.generation.set(self.generation.get() + 1);
-        Ok(serde_wasm_bindgen::to_value(&info)?)
     }
 
-    /// Adds a part of the sharded index: refused, naming the file, when its bytes are cut
-    /// short, fail their checksum or are not the file its name hashes (evict it from any
-    /// cache and fetch it again).
-    #[wasm_bindgen(js_name = addPart)]
-    pub fn add_part(&self, name: &str, bytes: Vec<u8>) -> Result<(), JsError> {
-        let sharded = self
-            .sharded
-            .as_ref()
-            .ok_or_else(|| JsError::new("no sharded index is loaded; call loadMeta first"))?;
-        sharded.borrow_mut().add_part(name, bytes).map_err(js_err)
+    pub(super) fn has_encoder(&self) -> bool {
+        self.encoder.is_some()
     }
+}
 
-    /// Records that a part cannot be had (its fetch failed): searches answer without it and
-    /// name it in `missing`.
-    #[wasm_bindgen(js_name = markMissing)]
-    pub fn mark_missing(&self, name: &str) {
-        if let Some(s) = &self.sharded {
-            s.borrow_mut().mark_missing(name);
-        }
+/// [`Engine::search`] with the encoder: the query embedded when the mode needs it.
+pub(super) fn search(
+    engine: &Engine,
+    query: String,
+    options: Result<SearchOptions, JsError>,
+) -> js_sys::Promise {
+    let m = &engine.model;
+    let (index, encoder) = (engine.index.clone(), m.encoder.clone());
+    let state = m.gpu.borrow().clone();
+    if let Some(sharded) = engine.sharded.clone() {
+        let last = m.last_vector.clone();
+        return wasm_bindgen_futures::future_to_promise(async move {
+            let options = options?;
+            search_sharded(&sharded, &last, encoder, state, query, options).await
+        });
     }
-
-    /// Every part of the sharded index (its files' names); empty for a one-file index.
-    #[wasm_bindgen(js_name = partFiles)]
-    pub fn part_files(&self) -> Vec<String> {
-        match &self.sharded {
-            Some(s) => s.borrow().files().into_iter().map(String::from).collect(),
-            None => Vec::new(),
-        }
-    }
-
-    /// Every part of the sharded index not loaded yet, in the order to prefetch them (term
-    /// chunks, vector shards, text groups); empty for a one-file index.
-    #[wasm_bindgen(js_name = partsToFetch)]
-    pub fn parts_to_fetch(&self) -> Vec<String> {
-        match &self.sharded {
-            Some(s) => {
-                let s = s.borrow();
-                s.files()
-                    .into_iter()
-                    .filter(|f| !s.has(f))
-                    .map(String::from)
-                    .collect()
+    wasm_bindgen_futures::future_to_promise(async move {
+        let options = options?;
+        let index =
+            index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
+        let (mode, k) = (options.mode()?, options.k());
+        let backend = options.backend.as_deref();
+        let mut timings = Timings::default();
+        let t0 = crate::clock::now_ms();
+        let (vector, on) = match &encoder {
+            Some(_) if mode.embeds(&query) => {
+                let on = gpu::embeds_on(state.as_deref(), backend)?;
+                (
+                    Some(gpu::embed(encoder, state.clone(), &query, backend).await?),
+                    on,
+                )
             }
-            None => Vec::new(),
-        }
-    }
+            _ => (None, "cpu"),
+        };
+        let t1 = crate::clock::now_ms();
+        timings.encode_ms = if vector.is_some() { t1 - t0 } else { 0.0 };
+        let (ran, hits) = rank(&index, state, vector, &query, k, mode, backend).await?;
+        timings.search_ms = crate::clock::now_ms() - t1;
+        Ok(results(ran, hits, on, timings)?)
+    })
+}
 
+/// The encoder's calls of the engine.
+#[wasm_bindgen]
+impl Engine {
     /// Loads the model bundle (`model.<hash>.gguf`). Refused, with both fingerprints named,
     /// if the loaded index was built with another model. With `keepForGpu` the engine keeps a
     /// copy of the bundle it read for the next `initGpu` (which releases it), so the bytes
@@ -389,7 +161,7 @@ impl Engine {
         bytes: Vec<u8>,
         keep_for_gpu: Option<bool>,
     ) -> Result<(), JsError> {
-        self.gpu_bundle = None;
+        self.model.gpu_bundle = None;
         // Read once: the CPU encoder takes the bundle's tensors, a copy is kept for the GPU.
         let bundle = crate::model::gguf::read_bundle(&bytes).map_err(js_err)?;
         drop(bytes);
@@ -406,126 +178,28 @@ impl Engine {
             false => None,
         };
         let enc = Encoder::from_bundle(bundle).map_err(js_err)?;
-        self.encoder = Some(Rc::new(enc));
-        self.gpu_bundle = kept;
-        self.gpu.replace(None);
-        self.generation.set(self.generation.get() + 1);
+        self.model.encoder = Some(Rc::new(enc));
+        self.model.gpu_bundle = kept;
+        self.model.gpu.replace(None);
+        self.model.generation.set(self.model.generation.get() + 1);
         Ok(())
-    }
-
-    /// Whether an index is loaded (keyword search works).
-    #[wasm_bindgen(getter, js_name = hasIndex)]
-    pub fn has_index(&self) -> bool {
-        self.index.is_some() || self.sharded.is_some()
-    }
-
-    /// Whether the model is loaded (meaning search works).
-    #[wasm_bindgen(getter, js_name = hasModel)]
-    pub fn has_model(&self) -> bool {
-        self.encoder.is_some()
     }
 
     /// The loaded model's quantization (`q8_0`, `q4_0`, ...), or `undefined`.
     #[wasm_bindgen(getter)]
     pub fn quant(&self) -> Option<String> {
-        self.encoder.as_ref().map(|e| e.quant().to_string())
+        self.model.encoder.as_ref().map(|e| e.quant().to_string())
     }
 
     /// Embeds a query with the loaded model on the CPU: a unit `Float32Array`.
     #[wasm_bindgen(js_name = embedQuery)]
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>, JsError> {
         let enc = self
+            .model
             .encoder
             .as_ref()
             .ok_or_else(|| JsError::new("the model is not loaded yet"))?;
         enc.embed_query(query).map_err(js_err)
-    }
-
-    /// Searches with a vector from [`Engine::embed_query`] (or `null`/`undefined` for
-    /// keywords only), on the CPU. `mode` is `hybrid`, `dense` or `lexical`. Returns what
-    /// [`Engine::search`] resolves to. For benchmarks that time the two steps apart; pages
-    /// call `search`.
-    #[wasm_bindgen(js_name = searchWith)]
-    pub fn search_with(
-        &self,
-        vector: Option<Vec<f32>>,
-        query: &str,
-        k: usize,
-        mode: &str,
-    ) -> Result<JsValue, JsError> {
-        if let Some(sharded) = &self.sharded {
-            let mode: Mode = mode.parse().map_err(js_err)?;
-            let ran = mode.runs_as(vector.is_some(), query);
-            let t0 = crate::clock::now_ms();
-            let index = sharded.borrow();
-            let found = Searcher::new(&*index)
-                .find(vector.as_deref(), None, query, k.clamp(1, 100), mode)
-                .map_err(js_err)?;
-            let timings = Timings {
-                encode_ms: 0.0,
-                search_ms: crate::clock::now_ms() - t0,
-            };
-            return results_with_gaps(ran, found.hits, "cpu", timings, found.gaps);
-        }
-        let index = self
-            .index
-            .as_ref()
-            .ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
-        let mode: Mode = mode.parse().map_err(js_err)?;
-        let ran = mode.runs_as(vector.is_some(), query);
-        let t0 = crate::clock::now_ms();
-        let hits = Searcher::new(&**index)
-            .search(vector.as_deref(), query, k.clamp(1, 100), mode)
-            .map_err(js_err)?;
-        let timings = Timings {
-            encode_ms: 0.0,
-            search_ms: crate::clock::now_ms() - t0,
-        };
-        results(ran, hits, "cpu", timings)
-    }
-
-    /// The one search call: embeds the query when the model is loaded and the mode needs
-    /// it (on the backend `initGpu` chose), then ranks; keyword results until the model is
-    /// in ([`Mode::runs_as`], the one fallback rule). `options`: `{ k, mode, filters,
-    /// backend }`, all optional (see `SearchOptions`). Resolves to `{ mode, hits: [{ id,
-    /// url, anchor, title, heading, score, why, excerpt, marks }], backend, timings: {
-    /// encodeMs, searchMs } }`, `mode` being the mode that ran; rejects with a readable
-    /// message for bad options.
-    pub fn search(&self, query: String, options: JsValue) -> js_sys::Promise {
-        let options = SearchOptions::from_js(options);
-        let (index, encoder) = (self.index.clone(), self.encoder.clone());
-        let state = self.gpu.borrow().clone();
-        if let Some(sharded) = self.sharded.clone() {
-            let last = self.last_vector.clone();
-            return wasm_bindgen_futures::future_to_promise(async move {
-                let options = options?;
-                search_sharded(&sharded, &last, encoder, state, query, options).await
-            });
-        }
-        wasm_bindgen_futures::future_to_promise(async move {
-            let options = options?;
-            let index =
-                index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
-            let (mode, k) = (options.mode()?, options.k());
-            let backend = options.backend.as_deref();
-            let mut timings = Timings::default();
-            let t0 = crate::clock::now_ms();
-            let (vector, on) = match &encoder {
-                Some(_) if mode.embeds(&query) => {
-                    let on = gpu::embeds_on(state.as_deref(), backend)?;
-                    (
-                        Some(gpu::embed(encoder, state.clone(), &query, backend).await?),
-                        on,
-                    )
-                }
-                _ => (None, "cpu"),
-            };
-            let t1 = crate::clock::now_ms();
-            timings.encode_ms = if vector.is_some() { t1 - t0 } else { 0.0 };
-            let (ran, hits) = rank(&index, state, vector, &query, k, mode, backend).await?;
-            timings.search_ms = crate::clock::now_ms() - t1;
-            Ok(results(ran, hits, on, timings)?)
-        })
     }
 
     /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
@@ -540,9 +214,13 @@ impl Engine {
     /// rejects for a missing or failing GPU (the reason says why the CPU stays).
     #[wasm_bindgen(js_name = initGpu)]
     pub fn init_gpu(&mut self, preference: String) -> js_sys::Promise {
-        let (index, encoder, slot) = (self.index.clone(), self.encoder.clone(), self.gpu.clone());
-        let bundle = self.gpu_bundle.take();
-        let generation = self.generation.clone();
+        let (index, encoder, slot) = (
+            self.index.clone(),
+            self.model.encoder.clone(),
+            self.model.gpu.clone(),
+        );
+        let bundle = self.model.gpu_bundle.take();
+        let generation = self.model.generation.clone();
         let sharded = self.sharded.is_some();
         wasm_bindgen_futures::future_to_promise(async move {
             if sharded {
@@ -555,17 +233,10 @@ impl Engine {
         })
     }
 
-    /// The int8 kernel the CPU path runs: `simd128`, or `relaxed-simd` in the relaxed-SIMD
-    /// build of the engine (the worker loads that build where the browser validates it).
-    #[wasm_bindgen(getter)]
-    pub fn kernel(&self) -> String {
-        crate::kernels::Kernel::current().name().into()
-    }
-
     /// The backend queries are embedded on: `cpu` or `webgpu`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        match self.gpu.borrow().as_ref() {
+        match self.model.gpu.borrow().as_ref() {
             Some(g) if g.query_on_gpu() => "webgpu".into(),
             _ => "cpu".into(),
         }
@@ -575,7 +246,7 @@ impl Engine {
     /// the one named (`"cpu"`, `"webgpu"`). Resolves to a unit `Float32Array`.
     #[wasm_bindgen(js_name = embedQueryAsync)]
     pub fn embed_query_async(&self, query: String, backend: Option<String>) -> js_sys::Promise {
-        let (encoder, state) = (self.encoder.clone(), self.gpu.borrow().clone());
+        let (encoder, state) = (self.model.encoder.clone(), self.model.gpu.borrow().clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let v = gpu::embed(encoder, state, &query, backend.as_deref()).await?;
             Ok(js_sys::Float32Array::from(v.as_slice()).into())
@@ -593,7 +264,7 @@ impl Engine {
         mode: String,
         backend: Option<String>,
     ) -> js_sys::Promise {
-        let (index, state) = (self.index.clone(), self.gpu.borrow().clone());
+        let (index, state) = (self.index.clone(), self.model.gpu.borrow().clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let index =
                 index.ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
@@ -742,17 +413,6 @@ mod gpu {
     impl State {
         pub fn query_on_gpu(&self) -> bool {
             false
-        }
-    }
-
-    fn wants_gpu(backend: Option<&str>, chosen: bool) -> Result<bool, JsError> {
-        match backend {
-            None | Some("") | Some("auto") => Ok(chosen),
-            Some("cpu") => Ok(false),
-            Some("webgpu") | Some("gpu") => Ok(true),
-            Some(other) => Err(JsError::new(&format!(
-                "unknown backend `{other}`; use cpu or webgpu"
-            ))),
         }
     }
 
