@@ -45,7 +45,17 @@ let fullFiles = null; // the full engine's files, loaded by loadModel after the 
 let heldMeta = null; // the meta file's bytes, kept for the hand-over to the full engine
 let indexGen = 0; // bumped by every loadIndex: a part fetched for an older index is dropped
 let modelTimer = null;
-const MODEL_DELAY_MS = 3000;
+let modelDue = Infinity; // when modelTimer fires
+const MODEL_DELAY_MS = 3000; // idle after keyword search is ready, with no query
+const AFTER_ANSWER_MS = 500; // after the keyword engine's first answer
+
+// Loads the model (and the full engine) in `ms`, unless it is due sooner already.
+function modelIn(ms) {
+  if (modelState !== 'none' || now() + ms >= modelDue) return;
+  clearTimeout(modelTimer);
+  modelDue = now() + ms;
+  modelTimer = setTimeout(loadModel, ms);
+}
 
 const CACHE_NAME = 'cairn-v1';
 const MANIFEST = 'cairn-entry.json';
@@ -394,6 +404,7 @@ async function loadModel() {
   if (modelState === 'loading' || modelState === 'ready') return;
   clearTimeout(modelTimer);
   modelTimer = null;
+  modelDue = Infinity;
   modelState = 'loading';
   // Where WebGPU may be set up, the engine keeps the bundle's bytes for it (one crossing);
   // a sharded index searches on the CPU.
@@ -533,7 +544,7 @@ async function start() {
     return;
   }
   if (modelState === 'failed' || (modelState === 'none' && !onKeyword)) await loadModel();
-  else if (modelState === 'none' && !modelTimer) modelTimer = setTimeout(loadModel, MODEL_DELAY_MS);
+  else if (modelState === 'none') modelIn(MODEL_DELAY_MS);
 }
 
 function schedule() {
@@ -569,8 +580,9 @@ async function runPending() {
     });
     // The rest of the index once the page has been idle a moment (typing goes first).
     if (sharded && (modelState === 'ready' || modelState === 'failed')) setTimeout(prefetch, 1000);
-    // The first answer came from the keyword engine: the encoder and the model now.
-    if (onKeyword && modelState === 'none') loadModel();
+    // The first answer came from the keyword engine: the encoder and the model next (a
+    // moment later, so the next keystrokes' answers go first).
+    if (onKeyword) modelIn(AFTER_ANSWER_MS);
   } catch (e) {
     post({ type: 'search-error', seq: job.seq, message: e.message });
   }
