@@ -1,8 +1,8 @@
 // A cold visit to a sharded Cairn index in headless Chromium, beside Pagefind over the same
 // HTML: everything each fetches before its first results for a question, counted from the
-// local server's log (every file but the page itself). Cairn's files are counted gzip -6 (a
-// static host's on-the-fly compression); Pagefind's are stored compressed and counted as
-// served.
+// local server's log (every file but the page itself, each request counted from when it
+// started). Files are counted gzip -6 (a static host's on-the-fly compression), except
+// Pagefind's index files, which it stores gzip-compressed and are counted as served.
 //
 // Per question, a fresh browser context (empty caches) opens a page with the
 // <cairn-search> element (prefetch="off", so nothing is fetched ahead), waits for keyword
@@ -61,6 +61,14 @@ const PF_PAGE = `<!doctype html><meta charset="utf-8"><title>pagefind</title><li
 const server = await startServer({ mounts, pages: { '/cold.html': PAGE, '/pf.html': PF_PAGE } });
 const browser = await launch();
 
+// As sent: a file stored gzip-compressed as it is, any other gzip -6.
+const sent = (file) => {
+  const head = Buffer.alloc(2);
+  const fd = fs.openSync(file, 'r');
+  fs.readSync(fd, head, 0, 2, 0);
+  fs.closeSync(fd);
+  return head[0] === 0x1f && head[1] === 0x8b ? fs.statSync(file).size : gzipSize(file);
+};
 const kindOf = (p) => {
   const f = path.basename(p);
   if (/^(terms|text|vecs|cent|index)\.[0-9a-f]{16}\.cidx$/.test(f) || f === 'cairn-entry.json') return 'index';
@@ -132,7 +140,7 @@ for (const q of questions) {
   const start = server.log.length;
   await tab.evaluate(([qq]) => window.pagefindSearch(qq, 5), [q]);
   const got = server.log.slice(start).filter((e) => e.status === 200 && e.path.startsWith('/pagefind/'));
-  pagefind.push({ q, bytes: got.reduce((s, e) => s + e.bytes, 0), files: got.length });
+  pagefind.push({ q, bytes: got.reduce((s, e) => s + sent(fileFor(mounts, e.path)), 0), files: got.length });
   await context.close();
 }
 await browser.close();
@@ -143,8 +151,9 @@ const med = (xs) => percentile(xs, 0.5);
 const stat = (xs) => `${kb(med(xs))} / ${kb(Math.max(...xs))}`;
 const col = (phase, key) => cairn.map((r) => r[phase][key] || 0);
 const wrongEngine = cairn.filter((r) => r.firstBuild !== 'keyword').length;
+const heavyFirst = cairn.filter((r) => (r.keyword['full engine'] || 0) + (r.keyword.model || 0) > 0).length;
 let body = `Measured ${today()} on ${machine()}, load average ${load}, ${chromiumVersion()} headless; \`node bench/sharded-browser.mjs --name ${name}\`.
-A cold visit (fresh browser context, empty caches) to a page with \`<cairn-search prefetch="off">\` over a sharded index (${manifest.passages} passages, \`cairn index --sharded --ui pkg\`), beside Pagefind over the same HTML (its default settings). Every file each fetched (the page itself not counted), ${questions.length} questions, one fresh visit each, KB, median / max. Cairn's files as gzip -6; Pagefind's as served (stored compressed).
+A cold visit (fresh browser context, empty caches) to a page with \`<cairn-search prefetch="off">\` over a sharded index (${manifest.passages} passages, \`cairn index --sharded --ui pkg\`), beside Pagefind over the same HTML (its default settings). Every file each fetched (the page itself not counted), ${questions.length} questions, one fresh visit each, KB, median / max. Files as gzip -6, but Pagefind's index files, which it stores compressed, as served.
 
 | before | files (median) | entry JS | keyword engine | full engine | model | index data | total |
 |---|---:|---:|---:|---:|---:|---:|---:|
@@ -153,7 +162,7 @@ A cold visit (fresh browser context, empty caches) to a page with \`<cairn-searc
 | Cairn, the next question (hybrid, same page) | ${fmt(med(col('second', 'files')), 0)} | | | | | ${stat(col('second', 'index'))} | ${stat(col('second', 'total'))} |
 | Pagefind, first results (search and 5 fragments) | ${fmt(med(pagefind.map((r) => r.files)), 0)} | | | | | | **${stat(pagefind.map((r) => r.bytes))}** |
 
-${wrongEngine ? `**${wrongEngine} of ${cairn.length} first answers did not come from the keyword engine.** ` : 'Every first answer came from the keyword engine, before the full engine or the model was fetched. '}The index data of a first hybrid answer includes the keyword answer's (term chunks, text) and the centroids and vector shards the query probed; a later question fetches only the parts it has not seen.
+${wrongEngine ? `**${wrongEngine} of ${cairn.length} first answers did not come from the keyword engine.** ` : 'Every first answer came from the keyword engine. '}${heavyFirst ? `**On ${heavyFirst} of ${cairn.length} visits the full engine or the model was requested before the first answer.** ` : 'No visit requested the full engine or the model before its first answer. '}The index data of a first hybrid answer includes the keyword answer's (term chunks, text) and the centroids and vector shards the query probed; a later question fetches only the parts it has not seen.
 `;
 console.log(body);
 if (write) updateSection(write, `sharded-browser-${name}`, body);

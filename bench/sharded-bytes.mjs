@@ -44,7 +44,8 @@ const total = parts.reduce((s, n) => s + gzipSize(path.join(dir, n)), 0);
 const kindOf = (n) => n.split('.')[0];
 // What a cold visit fetches beside the index: the entry files, the keyword engine first; the
 // full engine (the relaxed build, what Chrome and Firefox load) after the first answer.
-const uiSize = (files) => files.reduce((s, f) => s + gzipSize(path.join(ui, f)), 0);
+const hasUi = fs.existsSync(path.join(ui, 'cairn_keyword_bg.wasm'));
+const uiSize = (files) => (hasUi ? files.reduce((s, f) => s + gzipSize(path.join(ui, f)), 0) : 0);
 const entryBytes = uiSize(['cairn-search.js', 'cairn-worker.js']);
 const keywordBytes = uiSize(['cairn_keyword.js', 'cairn_keyword_bg.wasm']);
 const fullBytes = uiSize(['cairn.js', 'cairn_relaxed_bg.wasm']);
@@ -98,7 +99,7 @@ Each of ${rows.length} queries runs cold in a fresh \`cairn search\`, which read
 | keywords (before the model) | ${kb(meta)} | ${stat('lexical', 'terms')} | 0 | 0 | ${stat('lexical', 'text')} | ${stat('lexical', 'bytes')} | ${fmt(percentile(col('lexical', 'files'), 0.5), 0)} |
 | hybrid | ${kb(meta)} | ${stat('hybrid', 'terms')} | ${stat('hybrid', 'cent')} | ${stat('hybrid', 'vecs')} | ${stat('hybrid', 'text')} | ${stat('hybrid', 'bytes')} | ${fmt(percentile(col('hybrid', 'files'), 0.5), 0)} |
 
-Everything a cold visit fetches before its **first keyword results** (the sharded index starts on the keyword engine; the full engine and the model come after that answer), gzip, KB: the element and the worker ${kb(entryBytes)}, the keyword engine (glue and wasm) ${kb(keywordBytes)}, the manifest ${kb(manifestBytes)}, the index data above: **${kb(entryBytes + keywordBytes + manifestBytes + percentile(col('lexical', 'bytes'), 0.5))} median, ${kb(entryBytes + keywordBytes + manifestBytes + Math.max(...col('lexical', 'bytes')))} max** (the page itself not counted). The first hybrid answer adds the full engine (glue and relaxed-SIMD wasm, ${kb(fullBytes)}) and the model (${kb(model)}) to its index data.
+${hasUi ? `Everything a cold visit fetches before its **first keyword results** (the sharded index starts on the keyword engine; the full engine and the model come after that answer), gzip, KB: the element and the worker ${kb(entryBytes)}, the keyword engine (glue and wasm) ${kb(keywordBytes)}, the manifest ${kb(manifestBytes)}, the index data above: **${kb(entryBytes + keywordBytes + manifestBytes + percentile(col('lexical', 'bytes'), 0.5))} median, ${kb(entryBytes + keywordBytes + manifestBytes + Math.max(...col('lexical', 'bytes')))} max** (the page itself not counted). The first hybrid answer adds the full engine (glue and relaxed-SIMD wasm, ${kb(fullBytes)}) and the model (${kb(model)}) to its index data.` : `(No built UI in ${ui}: the engine and the JS are not counted.)`}
 ${compare ? `
 What a cold answer gives up (it probes only the nearest vector shards until the rest is prefetched): its top 10 shares on average ${fmt(100 * mean(rows.map((r) => r['same-dense'])), 0)}% of the dense and ${fmt(100 * mean(rows.map((r) => r['same-hybrid'])), 0)}% of the hybrid top 10 of the one-file index of the same passages (which, past 20,000 passages, rescores 400 candidates by binary codes).
 ` : ''}`;

@@ -43,10 +43,10 @@ let engineWasm = null; // and its wasm file
 let keywordFiles = null; // the keyword engine's files, when it answered first: { js, wasm }
 let fullFiles = null; // the full engine's files, loaded by loadModel after the keyword engine
 let heldMeta = null; // the meta file's bytes, kept for the hand-over to the full engine
-let indexGen = 0; // bumped by every loadIndex: a part fetched for an older index is dropped
+let indexGen = 0; // bumped by every loadIndex and new engine: a part fetched before is dropped
 let modelTimer = null;
 let modelDue = Infinity; // when modelTimer fires
-const MODEL_DELAY_MS = 3000; // idle after keyword search is ready, with no query
+const MODEL_DELAY_MS = 3000; // after keyword search is ready, while no query has come
 const AFTER_ANSWER_MS = 500; // after the keyword engine's first answer
 
 // Loads the model (and the full engine) in `ms`, unless it is due sooner already.
@@ -289,8 +289,11 @@ async function loadIndex(manifestBytes) {
 // parts the keyword engine had are read again from the cache as searches name them), and it
 // answers from now on. Synchronous, so no search or part lands between the two.
 function handOver(full) {
-  const info = full.loadMeta(heldMeta);
-  return info;
+  full.loadMeta(heldMeta);
+  // What could not be had stays missing (retried after RETRY_MISSING_MS, as before).
+  for (const name of partErrors.keys()) full.markMissing(name);
+  // A prefetch that ran on the keyword engine (the model had failed) starts again on this one.
+  prefetchState = 'idle';
 }
 
 // One part of a sharded index into the engine: from the cache or the network, checked by the
@@ -302,26 +305,30 @@ function fetchPart(name) {
   if (partLoads.has(name)) return partLoads.get(name);
   // The engine at the time the bytes arrive (the keyword engine may have handed over to the
   // full one meanwhile), unless another index was loaded since.
+  // A part of an older index is dropped without an error (an error would evict the cached
+  // copy, which a new index with the same part may need).
   const gen = indexGen;
   const add = (bytes) => {
-    if (gen !== indexGen) throw new Error(`${name}: the index changed while it was fetched`);
-    engine.addPart(name, bytes);
+    if (gen === indexGen) engine.addPart(name, bytes);
   };
   const load = (reload) => loadHashed(name, 'part', 0, add, { quiet: true, reload });
-  const p = (async () => {
+  let p = null;
+  p = (async () => {
     try {
       await load(false);
-      partErrors.delete(name);
+      if (gen === indexGen) partErrors.delete(name);
     } catch (first) {
       try {
         await load(true);
-        partErrors.delete(name);
+        if (gen === indexGen) partErrors.delete(name);
       } catch (e) {
-        partErrors.set(name, { message: e.message.includes(name) ? e.message : `${name}: ${e.message}`, at: now() });
-        if (gen === indexGen) engine.markMissing(name);
+        if (gen === indexGen) {
+          partErrors.set(name, { message: e.message.includes(name) ? e.message : `${name}: ${e.message}`, at: now() });
+          engine.markMissing(name);
+        }
       }
     } finally {
-      partLoads.delete(name);
+      if (partLoads.get(name) === p) partLoads.delete(name);
     }
   })();
   partLoads.set(name, p);
@@ -332,14 +339,20 @@ function fetchPart(name) {
 // shards, then the text of its hits); they are fetched and the search runs again.
 // A part that could not be had is tried again by a search once RETRY_MISSING_MS have passed
 // (the network may be back).
+// If the full engine takes over meanwhile, the rounds start again on it.
 async function searchSharded(query, options) {
-  let out = await engine.search(query, options);
+  let on = engine;
+  let out = await on.search(query, options);
   for (let round = 0; round < 4; round += 1) {
     const stale = out.missing.filter((f) => now() - (partErrors.get(f)?.at ?? 0) > RETRY_MISSING_MS);
     const wanted = [...out.need, ...stale];
-    if (!wanted.length) break;
+    if (!wanted.length && on === engine) break;
     await Promise.all(wanted.map(fetchPart));
-    out = await engine.search(query, options);
+    if (on !== engine) {
+      on = engine;
+      round = -1;
+    }
+    out = await on.search(query, options);
   }
   return out;
 }
@@ -409,8 +422,8 @@ async function loadModel() {
   // Where WebGPU may be set up, the engine keeps the bundle's bytes for it (one crossing);
   // a sharded index searches on the CPU.
   const forGpu = !sharded && backendPref !== 'cpu' && Boolean(self.navigator?.gpu);
+  let full = null;
   try {
-    let full = null;
     if (onKeyword) {
       state('keyword', 'Keyword search ready; loading the model…', { passages: manifest.passages, build: engine.build });
       full = await openEngine(fullFiles);
@@ -422,6 +435,7 @@ async function loadModel() {
       full.engine.loadModel(bytes, forGpu);
       const old = engine;
       install(full);
+      full = null;
       onKeyword = false;
       heldMeta = null;
       old.free(); // its calls all return before they yield: nothing still runs on it
@@ -439,6 +453,7 @@ async function loadModel() {
     await setUpGpu();
     state('ready', 'Ready', readyDetail());
   } catch (e) {
+    full?.engine.free(); // a full engine that did not take over
     modelState = 'failed';
     state('keyword', `Semantic search unavailable: ${e.message}. Keyword search still works.`, {
       modelError: e.message,
@@ -517,6 +532,7 @@ async function startEngine(files) {
     // (Not freed: a search may still be running on it; the collector takes it after.)
     indexReady = false;
     modelState = 'none';
+    indexGen += 1; // a part still arriving for the old engine is dropped
   }
   install(opened);
   onKeyword = keyword;
@@ -580,12 +596,12 @@ async function runPending() {
     });
     // The rest of the index once the page has been idle a moment (typing goes first).
     if (sharded && (modelState === 'ready' || modelState === 'failed')) setTimeout(prefetch, 1000);
-    // The first answer came from the keyword engine: the encoder and the model next (a
-    // moment later, so the next keystrokes' answers go first).
-    if (onKeyword) modelIn(AFTER_ANSWER_MS);
   } catch (e) {
     post({ type: 'search-error', seq: job.seq, message: e.message });
   }
+  // The first answer came from the keyword engine: the encoder and the model next (a moment
+  // later, so the next keystrokes' answers go first).
+  if (onKeyword) modelIn(AFTER_ANSWER_MS);
   running = false;
   schedule();
 }
@@ -602,6 +618,12 @@ self.onmessage = (event) => {
       start();
       break;
     case 'search':
+      // A query came: the model waits for its answer (modelIn after it), not for the timer.
+      if (onKeyword && modelState === 'none' && modelDue > now() + AFTER_ANSWER_MS) {
+        clearTimeout(modelTimer);
+        modelTimer = null;
+        modelDue = Infinity;
+      }
       pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode };
       schedule();
       break;

@@ -131,13 +131,26 @@ pub fn write(out: &Path, source: &UiSource) -> Result<EngineFiles> {
         let bytes = source.read(file)?;
         Ok((hashed_name(stem, ext, &bytes), bytes))
     };
-    let engine = [
-        read(ENGINE_JS)?,
-        read(ENGINE_WASM)?,
-        read(ENGINE_RELAXED)?,
-        read(KEYWORD_JS)?,
-        read(KEYWORD_WASM)?,
-    ];
+    let mut engine = vec![read(ENGINE_JS)?, read(ENGINE_WASM)?, read(ENGINE_RELAXED)?];
+    // The keyword engine: a `pkg/` built before it has none, and the worker then starts a
+    // sharded index on the full engine.
+    let keyword = match (read(KEYWORD_JS), read(KEYWORD_WASM)) {
+        (Ok(js), Ok(wasm)) => Some((js, wasm)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!(
+                "note: {} has no keyword engine ({e:#}); a sharded index will start on the \
+                 full engine (rebuild the UI with `make wasm`)",
+                source.describe()
+            );
+            None
+        }
+    };
+    let keyword_names = keyword
+        .as_ref()
+        .map(|(js, wasm)| (js.0.clone(), wasm.0.clone()));
+    if let Some((js, wasm)) = keyword {
+        engine.extend([js, wasm]);
+    }
     let entries = ENTRY_FILES.map(|name| source.read(name).map(|b| (name, b)));
     let entries = entries.into_iter().collect::<Result<Vec<_>>>()?;
     for (name, bytes) in &engine {
@@ -155,14 +168,19 @@ pub fn write(out: &Path, source: &UiSource) -> Result<EngineFiles> {
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, out.join(name))?;
     }
-    let [(js, _), (wasm, _), (relaxed, _), (keyword_js, _), (keyword_wasm, _)] = engine;
+    let mut names = engine.into_iter().map(|(name, _)| name);
+    let (js, wasm, relaxed) = (
+        names.next().unwrap_or_default(),
+        names.next().unwrap_or_default(),
+        names.next(),
+    );
     eprintln!("wrote {} (engine {js})", source.describe());
     Ok(EngineFiles {
         js,
         wasm,
-        relaxed_wasm: Some(relaxed),
-        keyword_js: Some(keyword_js),
-        keyword_wasm: Some(keyword_wasm),
+        relaxed_wasm: relaxed,
+        keyword_js: keyword_names.as_ref().map(|k| k.0.clone()),
+        keyword_wasm: keyword_names.map(|k| k.1),
     })
 }
 
@@ -251,6 +269,30 @@ mod tests {
             std::fs::read(out.join("cairn-worker.js")).unwrap(),
             b"worker"
         );
+
+        // A `pkg/` built before the keyword engine: written without it, the manifest says so.
+        let older = dir.join("older");
+        std::fs::create_dir_all(&older).unwrap();
+        for name in [
+            "cairn-search.js",
+            "cairn-worker.js",
+            "cairn-sw.js",
+            "cairn.js",
+        ] {
+            std::fs::copy(pkg.join(name), older.join(name)).unwrap();
+        }
+        std::fs::copy(pkg.join("cairn_bg.wasm"), older.join("cairn_bg.wasm")).unwrap();
+        std::fs::copy(
+            pkg.join("cairn_relaxed_bg.wasm"),
+            older.join("cairn_relaxed_bg.wasm"),
+        )
+        .unwrap();
+        let out2 = dir.join("out2");
+        std::fs::create_dir_all(&out2).unwrap();
+        let without = write(&out2, &UiSource::Dir(older)).unwrap();
+        assert_eq!((without.keyword_js, without.keyword_wasm), (None, None));
+        assert_eq!(without.js, files.js);
+        assert!(out2.join(without.relaxed_wasm.unwrap()).exists());
 
         // A folder without the engine: a named error, and nothing written or removed.
         std::fs::remove_file(pkg.join("cairn_bg.wasm")).unwrap();
