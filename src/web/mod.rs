@@ -32,6 +32,19 @@ struct IndexInfo {
     bytes: usize,
 }
 
+impl IndexInfo {
+    /// The status line's facts of an index (either layout): `bytes` is what was loaded.
+    fn new(m: &crate::index::IndexMeta, passages: usize, bytes: usize) -> Self {
+        IndexInfo {
+            passages,
+            dim: m.dim,
+            model_name: m.model_name.clone(),
+            model_fingerprint: m.model_fingerprint.clone(),
+            bytes,
+        }
+    }
+}
+
 /// A search result as JavaScript sees it. Excerpt marks are UTF-16 offsets (what
 /// `String.prototype.slice` takes), converted from the core's byte ranges.
 #[derive(Serialize)]
@@ -251,14 +264,7 @@ impl Engine {
         #[cfg(feature = "encoder")]
         self.model
             .index_changed(|fingerprint| index.check_model(fingerprint).is_ok());
-        let m = index.meta();
-        let info = IndexInfo {
-            passages: index.len(),
-            dim: m.dim,
-            model_name: m.model_name.clone(),
-            model_fingerprint: m.model_fingerprint.clone(),
-            bytes: index.byte_len(),
-        };
+        let info = IndexInfo::new(index.meta(), index.len(), index.byte_len());
         self.index = Some(Rc::new(index));
         self.sharded = None;
         Ok(serde_wasm_bindgen::to_value(&info)?)
@@ -274,14 +280,7 @@ impl Engine {
         #[cfg(feature = "encoder")]
         self.model
             .index_changed(|fingerprint| index.check_model(fingerprint).is_ok());
-        let m = index.meta();
-        let info = IndexInfo {
-            passages: index.len(),
-            dim: m.dim,
-            model_name: m.model_name.clone(),
-            model_fingerprint: m.model_fingerprint.clone(),
-            bytes: index.meta_byte_len(),
-        };
+        let info = IndexInfo::new(index.meta(), index.len(), index.meta_byte_len());
         self.sharded = Some(Rc::new(RefCell::new(index)));
         self.index = None;
         Ok(serde_wasm_bindgen::to_value(&info)?)
