@@ -355,6 +355,7 @@ fn session_serves_only_its_own_index() {
             title: format!("Passage {i}"),
             heading: String::new(),
             text: t.clone(),
+            ..Default::default()
         })
         .collect();
     let vectors = cpu.embed(&texts, Role::Document).unwrap();

@@ -39,6 +39,7 @@ fn index_bytes() -> &'static (Vec<u8>, Encoder) {
                     "passage number {i} about threads, boxes and {} tokens",
                     i * 7
                 ),
+                ..Default::default()
             })
             .collect();
         let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();

@@ -22,6 +22,7 @@ fn passages() -> Vec<Passage> {
             title: title.to_string(),
             heading: heading.to_string(),
             text: text.to_string(),
+            ..Default::default()
         })
         .collect()
 }

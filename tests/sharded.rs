@@ -30,6 +30,7 @@ fn corpus() -> (Vec<Passage>, Vec<Vec<f32>>) {
             title: format!("Page {} {}", i / 5, WORDS[i / 5 % WORDS.len()]),
             heading: format!("Section {}", i % 5),
             text: words.join(" ") + ".",
+            ..Default::default()
         });
         // Vectors in a few loose clusters, so k-means has something to find.
         let cluster = (i % 6) as f32;

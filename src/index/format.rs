@@ -13,6 +13,8 @@
 //! term list; the numeric sections (postings, vectors) are raw little-endian arrays read in
 //! place, without copying, through `bytemuck`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8; 8] = b"CAIRNIDX";
@@ -163,7 +165,7 @@ pub struct IndexMeta {
 }
 
 /// One searchable unit: a section of a page, or part of one, or a corpus record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Passage {
     pub id: String,
     pub url: String,
@@ -171,6 +173,19 @@ pub struct Passage {
     pub title: String,
     pub heading: String,
     pub text: String,
+    /// Filter values by key (`data-cairn-filter`, a record's `filters`): what a search can
+    /// narrow by. The writer stores them once per index ([`super::facets`]), not in the
+    /// passage table, so a loaded passage has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: BTreeMap<String, Vec<String>>,
+    /// Text shown beside a result (`data-cairn-meta`: a date, an image's URL), kept with the
+    /// passage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// Sort keys (`data-cairn-sort`): numeric where they parse as numbers, else compared as
+    /// text (ISO dates sort as text). Stored once per index like the filters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sort: BTreeMap<String, String>,
 }
 
 impl Passage {

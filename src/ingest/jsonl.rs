@@ -67,6 +67,7 @@ pub fn parse_jsonl(text: &str, what: &str) -> Result<Vec<Passage>> {
             title,
             heading: String::new(),
             text,
+            ..Default::default()
         });
     }
     Ok(out)

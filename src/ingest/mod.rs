@@ -162,6 +162,7 @@ pub(crate) fn sections_to_passages(
             title: collapse_whitespace(title),
             heading: collapse_whitespace(&heading),
             text,
+            ..Default::default()
         });
     }
     out

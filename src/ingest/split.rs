@@ -80,6 +80,7 @@ mod tests {
             title: "T".into(),
             heading: "H".into(),
             text: text.into(),
+            ..Default::default()
         }
     }
 
