@@ -1,10 +1,15 @@
 //! Reading the fixture site (`tests/fixtures/site/`): sections at headings with anchors,
 //! navigation and ignored parts left out, redirect stubs and print pages skipped, hostile
-//! markup kept as plain text.
+//! markup kept as plain text; filters, meta and sort keys from the site's attributes, JSONL
+//! records and Markdown front matter.
 #![cfg(all(feature = "ingest", not(target_arch = "wasm32")))]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cairn::index::Passage;
+use cairn::ingest::jsonl::parse_jsonl;
+use cairn::ingest::markdown::markdown_passages;
 use cairn::ingest::{ingest_site, SiteOptions, Skipped};
 
 fn site() -> PathBuf {
@@ -23,7 +28,8 @@ fn fixture_site_becomes_sections_with_anchors() {
             ("/print.html".to_string(), Skipped::NotContent),
         ]
     );
-    assert_eq!(report.pages_indexed, 4);
+    // index, hostile, guide/{threads,boxes} and the four pages of blog/.
+    assert_eq!(report.pages_indexed, 8);
     let ids: Vec<&str> = passages.iter().map(|p| p.id.as_str()).collect();
     for want in [
         "/#welcome",
@@ -113,4 +119,178 @@ fn base_url_and_body_marker() {
         report.skipped,
         vec![("/b.html".to_string(), Skipped::NoBodyMarker)]
     );
+}
+
+fn filters(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+        .collect()
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn fixture_pages_carry_their_filters_meta_and_sort_keys() {
+    let (passages, _) = ingest_site(&site(), &SiteOptions::default()).unwrap();
+    type Want<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a [&'a str])],
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+    );
+    let pages: &[Want] = &[
+        (
+            "/blog/editions.html",
+            &[("section", &["Blog"]), ("tag", &["editions", "rust"])],
+            &[("date", "2018-12-06"), ("image", "/img/editions.png")],
+            &[("date", "2018-12-06"), ("weight", "3")],
+        ),
+        (
+            "/blog/async.html",
+            &[("section", &["Blog"]), ("tag", &["async", "rust"])],
+            &[("date", "2019-11-07")],
+            &[("date", "2019-11-07"), ("weight", "10")],
+        ),
+        (
+            "/blog/const-generics.html",
+            &[
+                ("level", &["introduction <b>"]),
+                ("section", &["Blog"]),
+                ("tag", &["generics"]),
+            ],
+            &[("date", "2021-03-25")],
+            &[("date", "2021-03-25"), ("weight", "2")],
+        ),
+        (
+            // Both filters in one attribute: `section:Release notes, tag:rust`.
+            "/blog/release.html",
+            &[("section", &["Release notes"]), ("tag", &["rust"])],
+            &[("date", "2023-06-01")],
+            &[("date", "2023-06-01")],
+        ),
+        ("/guide/threads.html", &[("section", &["Guide"])], &[], &[]),
+        ("/guide/boxes.html", &[("section", &["Guide"])], &[], &[]),
+        ("/", &[], &[], &[]),
+        ("/hostile.html", &[], &[], &[]),
+    ];
+    for (url, f, m, s) in pages {
+        let of_page: Vec<&Passage> = passages.iter().filter(|p| p.url == *url).collect();
+        // Every page has two sections (threads.html four); the hostile page's are counted
+        // by `hostile_page_is_plain_text`.
+        match *url {
+            "/hostile.html" => assert!(!of_page.is_empty()),
+            "/guide/threads.html" => assert_eq!(of_page.len(), 4, "sections of {url}"),
+            _ => assert_eq!(of_page.len(), 2, "sections of {url}"),
+        }
+        for p in of_page {
+            assert_eq!(p.filters, filters(f), "filters of {}", p.id);
+            assert_eq!(p.meta, map(m), "meta of {}", p.id);
+            assert_eq!(p.sort, map(s), "sort of {}", p.id);
+        }
+    }
+    // Every passage belongs to one of the pages above.
+    assert!(passages
+        .iter()
+        .all(|p| pages.iter().any(|(url, ..)| p.url == *url)));
+    // The filter and meta elements' text is indexed like any other text.
+    let editions = passages
+        .iter()
+        .find(|p| p.id == "/blog/editions.html#editions")
+        .unwrap();
+    assert!(
+        editions.text.contains("Tags: editions, rust."),
+        "{}",
+        editions.text
+    );
+}
+
+#[test]
+fn jsonl_records_carry_filters_meta_and_sort() {
+    let text = concat!(
+        r#"{"_id": "a", "text": "One.", "filters": {"tag": "rust", "section": ["Blog", "News"]}, "meta": {"date": "2020-01-02"}, "sort": {"weight": 10, "date": "2020-01-02"}}"#,
+        "\n",
+        r#"{"_id": "b", "text": "Two.", "filters": {"tag": ["async", "rust"]}}"#,
+        "\n",
+        r#"{"_id": "c", "text": "Three."}"#,
+        "\n",
+    );
+    let ps = parse_jsonl(text, "corpus.jsonl").unwrap();
+    assert_eq!(
+        ps[0].filters,
+        filters(&[("section", &["Blog", "News"]), ("tag", &["rust"])])
+    );
+    assert_eq!(ps[0].meta, map(&[("date", "2020-01-02")]));
+    assert_eq!(ps[0].sort, map(&[("date", "2020-01-02"), ("weight", "10")]));
+    assert_eq!(ps[1].filters, filters(&[("tag", &["async", "rust"])]));
+    assert!(ps[1].meta.is_empty() && ps[1].sort.is_empty());
+    assert!(ps[2].filters.is_empty() && ps[2].meta.is_empty() && ps[2].sort.is_empty());
+
+    let bad = format!(
+        "{text}{}\n",
+        r#"{"_id": "d", "text": "Four.", "filters": {"tag": 7}}"#
+    );
+    let err = parse_jsonl(&bad, "corpus.jsonl").unwrap_err();
+    assert!(matches!(err, cairn::Error::InvalidArgument(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("corpus.jsonl line 4"), "{msg}");
+    assert!(
+        msg.contains("`filters.tag` must be a string or a list of strings, not a number"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn markdown_front_matter_carries_filters_meta_and_sort() {
+    let md = "---
+title: Async-await
+filters:
+  section: Blog
+  tag:
+    - async
+    - rust
+meta:
+  date: 2019-11-07
+  image: /img/async.png
+sort:
+  date: 2019-11-07
+  weight: 10
+---
+# Async-await on Stable
+
+Futures do nothing until polled.
+
+## Awaiting Futures
+
+The await keyword suspends the function.
+";
+    let ps = markdown_passages(md, "/blog/async.html", "async");
+    assert_eq!(ps.len(), 2);
+    for p in &ps {
+        assert_eq!(
+            p.filters,
+            filters(&[("section", &["Blog"]), ("tag", &["async", "rust"])])
+        );
+        assert_eq!(
+            p.meta,
+            map(&[("date", "2019-11-07"), ("image", "/img/async.png")])
+        );
+        assert_eq!(p.sort, map(&[("date", "2019-11-07"), ("weight", "10")]));
+    }
+    assert!(!ps[0].text.contains("filters"), "front matter is not text");
+
+    // Broken YAML: the page is indexed all the same, without fields.
+    let broken = md.replacen("  section: Blog", "  section: [Blog", 1);
+    let ps = markdown_passages(&broken, "/blog/async.html", "async");
+    assert_eq!(ps.len(), 2);
+    assert_eq!(ps[0].heading, "Async-await on Stable");
+    assert_eq!(ps[0].text, "Futures do nothing until polled.");
+    assert!(ps
+        .iter()
+        .all(|p| p.filters.is_empty() && p.meta.is_empty() && p.sort.is_empty()));
 }

@@ -13,12 +13,37 @@
 //! - The title is the first `<h1>` of the content, else `<title>`; every heading starts a new
 //!   section whose anchor is the heading's `id` (or its link target's), so results link to
 //!   `url#anchor`.
+//!
+//! ## Filters, meta and sort keys
+//!
+//! As Pagefind's `data-pagefind-filter`, `-meta` and `-sort`, three attributes give a page
+//! filters, meta and sort keys ([`super`] says what each is for), which every passage of the
+//! page carries. They count on any element of the page, inside the parts left out of the
+//! text too (a `<nav>`, the `<head>`, a `data-cairn-ignore` block), read in document order:
+//!
+//! - `data-cairn-filter="key:value"` adds `value` to the filter `key`;
+//!   `data-cairn-filter="key"` adds the element's text (its text content as indexed: scripts
+//!   and hidden parts left out, markup dropped, whitespace collapsed). A key may have several
+//!   values (from several elements), kept in document order, each once.
+//! - `data-cairn-meta="key:value"` or `"key"` (the element's text) sets a meta value; on an
+//!   `<img>`, a bare key takes the image's `src` as written (`data-cairn-meta="image"`). The
+//!   last element giving a key wins.
+//! - `data-cairn-sort="key:value"` or `"key"` (the element's text) sets a sort key; the last
+//!   wins.
+//!
+//! The key is what comes before the first `:`, the value everything after it (so
+//! `time:12:30` is `12:30`). One attribute may hold several entries separated by commas:
+//! `data-cairn-filter="section:Guide, tag:rust"`. A comma separates entries only where it is
+//! followed (after optional spaces) by a key of letters, digits, `_`, `-` or `.` and a `:`;
+//! any other comma is part of the value (`tag:a, b` is the one value `a, b`). The first entry
+//! may be a bare key (`"tag, section:Guide"`: the tag is the element's text). Values are
+//! plain text: `<b>` written in an attribute or as text stays the text `<b>`.
 
 use std::path::Path;
 
 use scraper::{ElementRef, Html, Node, Selector};
 
-use super::{collapse_whitespace, files_with_ext, page_url, sections_to_passages};
+use super::{collapse_whitespace, files_with_ext, page_url, sections_to_passages, PageFields};
 use crate::index::Passage;
 use crate::{Error, Result};
 
@@ -53,6 +78,9 @@ const INLINE: &[&str] = &[
 
 const IGNORE_ATTR: &str = "data-cairn-ignore";
 const BODY_ATTR: &str = "data-cairn-body";
+const FILTER_ATTR: &str = "data-cairn-filter";
+const META_ATTR: &str = "data-cairn-meta";
+const SORT_ATTR: &str = "data-cairn-sort";
 
 /// Why a page was left out, for the build summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +137,8 @@ pub struct Selectors {
     title: Selector,
     body_marker: Selector,
     roots: Vec<Selector>,
+    /// Elements carrying a filter, meta or sort attribute.
+    fields: Selector,
 }
 
 impl Selectors {
@@ -124,6 +154,7 @@ impl Selectors {
                 .into_iter()
                 .map(p)
                 .collect::<Result<_>>()?,
+            fields: p(&format!("[{FILTER_ATTR}], [{META_ATTR}], [{SORT_ATTR}]"))?,
         })
     }
 }
@@ -172,7 +203,127 @@ pub fn page_passages(
         })
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| url.to_string());
-    Ok(sections_to_passages(url, &title, walker.sections))
+    let mut passages = sections_to_passages(url, &title, walker.sections);
+    page_fields(sel, doc).apply(&mut passages);
+    Ok(passages)
+}
+
+/// The filters, meta and sort keys given by the attributes of every element of the page.
+fn page_fields(sel: &Selectors, doc: &Html) -> PageFields {
+    let mut fields = PageFields::default();
+    for el in doc.select(&sel.fields) {
+        let e = el.value();
+        // The element's text, read once and only when a bare key asks for it.
+        let mut text: Option<String> = None;
+        let mut text_of_el = || {
+            text.get_or_insert_with(|| {
+                let mut t = CappedText::default();
+                t.read(el);
+                t.out
+            })
+            .clone()
+        };
+        for (key, value) in e.attr(FILTER_ATTR).map(entries).unwrap_or_default() {
+            let value = value.map_or_else(&mut text_of_el, str::to_string);
+            fields.add_filter(key, &value);
+        }
+        for (key, value) in e.attr(META_ATTR).map(entries).unwrap_or_default() {
+            let value = match value {
+                Some(v) => v.to_string(),
+                None if e.name() == "img" => e.attr("src").unwrap_or("").to_string(),
+                None => text_of_el(),
+            };
+            fields.set_meta(key, &value);
+        }
+        for (key, value) in e.attr(SORT_ATTR).map(entries).unwrap_or_default() {
+            let value = value.map_or_else(&mut text_of_el, str::to_string);
+            fields.set_sort(key, &value);
+        }
+    }
+    fields
+}
+
+/// An element's text as [`text_of`] reads it, whitespace collapsed, read only until it is
+/// past what a value keeps ([`super::MAX_VALUE_BYTES`]): a bare key on a large element (or
+/// on each of many nested ones) costs no more than that.
+#[derive(Default)]
+struct CappedText {
+    out: String,
+    space: bool,
+}
+
+impl CappedText {
+    fn full(&self) -> bool {
+        self.out.len() > super::MAX_VALUE_BYTES
+    }
+
+    fn push(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                self.space = true;
+            } else {
+                if self.space && !self.out.is_empty() {
+                    self.out.push(' ');
+                }
+                self.space = false;
+                self.out.push(c);
+                if self.full() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, el: ElementRef) {
+        for child in el.children() {
+            if self.full() {
+                return;
+            }
+            match child.value() {
+                Node::Text(t) => self.push(t),
+                Node::Element(e) if !ignored(e) => {
+                    let block = !INLINE.contains(&e.name());
+                    self.space |= block;
+                    if let Some(c) = ElementRef::wrap(child) {
+                        self.read(c);
+                    }
+                    self.space |= block;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The `key:value` (or bare `key`) entries of a filter, meta or sort attribute: split at
+/// every comma followed by optional spaces, a key (letters, digits, `_`, `-`, `.`) and a `:`;
+/// each entry's key is what comes before its first `:`.
+fn entries(attr: &str) -> Vec<(&str, Option<&str>)> {
+    let is_key_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let starts_entry = |rest: &str| {
+        let rest = rest.trim_start();
+        let key_len: usize = rest
+            .chars()
+            .take_while(|&c| is_key_char(c))
+            .map(char::len_utf8)
+            .sum();
+        key_len > 0 && rest[key_len..].starts_with(':')
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in attr.match_indices(',') {
+        if starts_entry(&attr[i + 1..]) {
+            out.push(&attr[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&attr[start..]);
+    out.into_iter()
+        .map(|entry| match entry.split_once(':') {
+            Some((key, value)) => (key, Some(value)),
+            None => (entry, None),
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -341,6 +492,76 @@ mod tests {
         assert_eq!(r.unwrap_err(), Skipped::Redirect);
         let r = parse(r#"<meta name="robots" content="noindex"><p>All chapters</p>"#);
         assert_eq!(r.unwrap_err(), Skipped::NoIndex);
+    }
+
+    #[test]
+    fn attribute_entries_split_at_commas_before_keys() {
+        assert_eq!(entries("tag"), vec![("tag", None)]);
+        assert_eq!(entries("time:12:30"), vec![("time", Some("12:30"))]);
+        assert_eq!(
+            entries("section:Release notes, tag:rust,lang:en"),
+            vec![
+                ("section", Some("Release notes")),
+                (" tag", Some("rust")),
+                ("lang", Some("en")),
+            ]
+        );
+        assert_eq!(entries("tag:a, b"), vec![("tag", Some("a, b"))]);
+        assert_eq!(
+            entries("title:Rust, the language: intro"),
+            vec![("title", Some("Rust, the language: intro"))]
+        );
+        assert_eq!(
+            entries("tag, section:Guide"),
+            vec![("tag", None), (" section", Some("Guide"))]
+        );
+    }
+
+    #[test]
+    fn filter_meta_and_sort_attributes_apply_to_every_section() {
+        let ps = parse(
+            r#"<html><head><meta data-cairn-sort="weight:1"></head>
+            <body data-cairn-filter="section:Blog">
+            <nav><span data-cairn-filter="tag">nav tag</span></nav>
+            <main><h1 id="a">A</h1><p>One.</p>
+            <p data-cairn-filter="tag">  rust
+               lang <script>x</script></p>
+            <p data-cairn-filter="tag:rust, tag:web" data-cairn-meta="author:Ann, author:Bo">Two.</p>
+            <img data-cairn-meta="image" src=" /i.png ">
+            <span data-cairn-meta="image">text wins on a span</span>
+            <h2 id="b">B</h2><p data-cairn-sort="weight">2</p>
+            <p data-cairn-filter="tag:" data-cairn-meta=":x">Three.</p></main></body></html>"#,
+        )
+        .unwrap();
+        assert_eq!(ps.len(), 2);
+        for p in &ps {
+            assert_eq!(p.filters["section"], vec!["Blog"]);
+            assert_eq!(
+                p.filters["tag"],
+                vec!["nav tag", "rust lang", "rust", "web"]
+            );
+            assert_eq!(p.filters.len(), 2);
+            assert_eq!(p.meta["author"], "Bo");
+            assert_eq!(p.meta["image"], "text wins on a span");
+            assert_eq!(p.meta.len(), 2);
+            assert_eq!(p.sort["weight"], "2");
+            assert_eq!(p.sort.len(), 1);
+        }
+        // Long element text is cut like any value; block boundaries separate words.
+        let long = format!(
+            "<body><h1>T</h1><p>x</p><div data-cairn-sort=\"k\"><p>a</p><p>b</p>{}</div></body>",
+            "word ".repeat(100_000)
+        );
+        let ps = parse(&long).unwrap();
+        assert!(ps[0].sort["k"].starts_with("a b word word"));
+        assert!(ps[0].sort["k"].len() <= crate::ingest::MAX_VALUE_BYTES);
+        let ps =
+            parse(r#"<body><h1>T</h1><p>x</p><img data-cairn-meta="image" src=" /i.png "></body>"#)
+                .unwrap();
+        assert_eq!(ps[0].meta["image"], "/i.png");
+        // No attributes: nothing.
+        let ps = parse("<body><p>x</p></body>").unwrap();
+        assert!(ps[0].filters.is_empty() && ps[0].meta.is_empty() && ps[0].sort.is_empty());
     }
 
     #[test]

@@ -5,12 +5,30 @@
 //! - [`markdown`]: `.md` files, split the same way.
 //! - [`jsonl`]: one record per line (`_id`, `title`, `text`, optional `url`).
 //! - [`split`]: cuts sections longer than the model's token budget into overlapping parts.
+//!
+//! Every source can give a page (or record) **filters**, **meta** and **sort** keys, as
+//! Pagefind's `data-pagefind-filter/meta/sort` do; they apply to every passage of the page:
+//!
+//! - filters (`Passage::filters`): what a search can narrow by, several values per key
+//!   (kept in the order they came, each once);
+//! - meta (`Passage::meta`): text shown beside a result (a date, an image's URL), one value
+//!   per key, the last one given winning;
+//! - sort (`Passage::sort`): the keys results can be ordered by, one value per key, the last
+//!   one winning (numbers are kept as their decimal text).
+//!
+//! HTML gives them with `data-cairn-filter`, `data-cairn-meta` and `data-cairn-sort`
+//! attributes ([`html`]), JSONL with a record's `filters`, `meta` and `sort` objects
+//! ([`jsonl`]), Markdown with the same maps in its YAML front matter ([`markdown`]). Keys and
+//! values are plain text, whatever the source: whitespace runs become one space and the ends
+//! are trimmed, a key is cut to [`MAX_KEY_BYTES`] and a value to [`MAX_VALUE_BYTES`] (on a
+//! character boundary), and an empty key or value is dropped.
 
 pub mod html;
 pub mod jsonl;
 pub mod markdown;
 pub mod split;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use html::{ingest_site, SiteOptions, SiteReport, Skipped};
@@ -131,6 +149,76 @@ pub(crate) fn collapse_whitespace(s: &str) -> String {
     out
 }
 
+/// The longest filter, meta or sort key kept, in bytes (longer ones are cut).
+pub const MAX_KEY_BYTES: usize = 64;
+/// The longest filter, meta or sort value kept, in bytes (longer ones are cut).
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// A page's (or record's) filters, meta and sort keys, given to every passage of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PageFields {
+    pub filters: BTreeMap<String, Vec<String>>,
+    pub meta: BTreeMap<String, String>,
+    pub sort: BTreeMap<String, String>,
+}
+
+impl PageFields {
+    /// Adds a filter value (after those already there, unless it is one of them).
+    pub fn add_filter(&mut self, key: &str, value: &str) {
+        if let Some((key, value)) = clean_pair(key, value) {
+            let values = self.filters.entry(key).or_default();
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+    }
+
+    /// Sets a meta value (replacing one given before).
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        if let Some((key, value)) = clean_pair(key, value) {
+            self.meta.insert(key, value);
+        }
+    }
+
+    /// Sets a sort value (replacing one given before).
+    pub fn set_sort(&mut self, key: &str, value: &str) {
+        if let Some((key, value)) = clean_pair(key, value) {
+            self.sort.insert(key, value);
+        }
+    }
+
+    /// Gives every passage these fields.
+    pub fn apply(&self, passages: &mut [Passage]) {
+        for p in passages {
+            p.filters.clone_from(&self.filters);
+            p.meta.clone_from(&self.meta);
+            p.sort.clone_from(&self.sort);
+        }
+    }
+}
+
+/// A key and value as stored: whitespace collapsed, cut to their caps; `None` when either is
+/// empty.
+fn clean_pair(key: &str, value: &str) -> Option<(String, String)> {
+    let key = clean_text(key, MAX_KEY_BYTES);
+    let value = clean_text(value, MAX_VALUE_BYTES);
+    (!key.is_empty() && !value.is_empty()).then_some((key, value))
+}
+
+/// `s` with whitespace collapsed, cut to at most `max` bytes on a character boundary.
+fn clean_text(s: &str, max: usize) -> String {
+    let mut s = collapse_whitespace(s);
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.truncate(s.trim_end().len());
+    }
+    s
+}
+
 /// A page's sections as passages: ids are `page-url#anchor` (made unique within the page).
 pub(crate) fn sections_to_passages(
     url: &str,
@@ -171,6 +259,32 @@ pub(crate) fn sections_to_passages(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_fields_are_cleaned_capped_and_deduplicated() {
+        let mut f = PageFields::default();
+        f.add_filter(" tag ", "rust");
+        f.add_filter("tag", " a\n  b ");
+        f.add_filter("tag", "rust");
+        f.add_filter("", "x");
+        f.add_filter("empty", "  ");
+        f.set_meta("date", "2020");
+        f.set_meta("date", "2021");
+        f.set_sort(&"k".repeat(100), &"é".repeat(200));
+        assert_eq!(f.filters.len(), 1);
+        assert_eq!(f.filters["tag"], vec!["rust", "a b"]);
+        assert_eq!(f.meta["date"], "2021");
+        let (key, value) = f.sort.iter().next().unwrap();
+        assert_eq!(key.len(), MAX_KEY_BYTES);
+        // 'é' is two bytes: 256 bytes hold 128 of them.
+        assert_eq!(value.len(), MAX_VALUE_BYTES);
+        assert_eq!(clean_text("ab€", 4), "ab");
+        let mut ps = vec![Passage::default(), Passage::default()];
+        f.apply(&mut ps);
+        assert!(ps
+            .iter()
+            .all(|p| p.filters == f.filters && p.meta == f.meta));
+    }
 
     #[test]
     fn urls_are_root_relative_with_folder_indexes() {
