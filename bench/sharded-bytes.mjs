@@ -74,7 +74,7 @@ function top10(index, q, mode) {
     stdio: ['ignore', 'pipe', 'ignore'],
     maxBuffer: 64 << 20,
   });
-  return JSON.parse(out).map((h) => h.id);
+  return JSON.parse(out).hits.map((h) => h.id);
 }
 const overlap = (a, b) => a.filter((x) => b.includes(x)).length / Math.max(1, b.length);
 

@@ -11,6 +11,7 @@
 //! Binary codes are the signs of `x - mean` (the corpus mean), packed into 64-bit words;
 //! Hamming distance between codes ranks candidates for rescoring in larger indexes.
 
+use super::facets::Allowed;
 use crate::kernels::{self, Kernel, PackedMatrix, QuantizedRows, BLOCK};
 use crate::{Error, Result};
 
@@ -161,6 +162,17 @@ impl DenseView<'_> {
     /// `(passage, score)`. Exact int8 scan for small indexes; binary candidates, then int8
     /// rescoring, for large ones.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u32, f32)>> {
+        self.search_in(query, k, None)
+    }
+
+    /// [`DenseView::search`] among the passages `allowed` lets through (all without it):
+    /// the filter applies before ranking, so `k` allowed passages come back where there are.
+    pub fn search_in(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&Allowed>,
+    ) -> Result<Vec<(u32, f32)>> {
         if query.len() != self.dim {
             return Err(Error::InvalidArgument(format!(
                 "query vector has {} dimensions, the index {}",
@@ -170,10 +182,14 @@ impl DenseView<'_> {
         }
         let q = DenseQuery::new(query)?;
         let n = self.len();
+        let keep = |p: &u32| allowed.is_none_or(|a| a.contains(*p));
         let mut scored: Vec<(u32, f32)> = if n <= EXACT_SCAN_LIMIT {
-            (0..n as u32).zip(self.scores(&q)?).collect()
+            (0..n as u32)
+                .zip(self.scores(&q)?)
+                .filter(|(p, _)| keep(p))
+                .collect()
         } else {
-            self.hamming_candidates(query, BINARY_CANDIDATES.max(k))
+            self.hamming_candidates_in(query, BINARY_CANDIDATES.max(k), allowed)
                 .into_iter()
                 .map(|r| (r, self.score(&q, r as usize)))
                 .collect()
@@ -206,6 +222,16 @@ impl DenseView<'_> {
 
     /// The `m` rows whose binary codes are nearest to the query's.
     pub fn hamming_candidates(&self, query: &[f32], m: usize) -> Vec<u32> {
+        self.hamming_candidates_in(query, m, None)
+    }
+
+    /// [`DenseView::hamming_candidates`] among the rows `allowed` lets through.
+    pub fn hamming_candidates_in(
+        &self,
+        query: &[f32],
+        m: usize,
+        allowed: Option<&Allowed>,
+    ) -> Vec<u32> {
         let wpc = words_per_code(self.dim);
         let mut q = vec![0u64; wpc];
         code(query, self.mean, &mut q);
@@ -213,6 +239,7 @@ impl DenseView<'_> {
             .codes
             .chunks_exact(wpc)
             .enumerate()
+            .filter(|(r, _)| allowed.is_none_or(|a| a.contains(*r as u32)))
             .map(|(r, c)| {
                 let d: u32 = c.iter().zip(&q).map(|(a, b)| (a ^ b).count_ones()).sum();
                 (d, r as u32)

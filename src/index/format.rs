@@ -78,6 +78,13 @@ pub enum SectionKind {
     RowPassages = 18,
     /// 8 bytes per part file: the start of the SHA-256 of its bytes, which names it.
     PartHashes = 19,
+    // Filters and sort keys (optional, both layouts: `index::facets`), below.
+    /// JSON `FacetTable`: filter keys and values, sort keys.
+    Facets = 20,
+    /// Each filter value's passages as varint gaps.
+    FacetPostings = 21,
+    /// u32 per passage per sort key: the rank of its value.
+    SortRanks = 22,
 }
 
 impl SectionKind {
@@ -97,7 +104,7 @@ impl SectionKind {
     ];
 
     /// Every kind, the sharded format's included.
-    pub const EVERY: [SectionKind; 19] = [
+    pub const EVERY: [SectionKind; 22] = [
         SectionKind::Meta,
         SectionKind::Passages,
         SectionKind::Terms,
@@ -117,6 +124,9 @@ impl SectionKind {
         SectionKind::ChunkPostings,
         SectionKind::RowPassages,
         SectionKind::PartHashes,
+        SectionKind::Facets,
+        SectionKind::FacetPostings,
+        SectionKind::SortRanks,
     ];
 
     pub fn from_u32(v: u32) -> Option<Self> {
@@ -144,6 +154,9 @@ impl SectionKind {
             SectionKind::ChunkPostings => "chunk postings",
             SectionKind::RowPassages => "row passages",
             SectionKind::PartHashes => "part hashes",
+            SectionKind::Facets => "filter table",
+            SectionKind::FacetPostings => "filter lists",
+            SectionKind::SortRanks => "sort ranks",
         }
     }
 }

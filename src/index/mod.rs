@@ -7,6 +7,7 @@
 #[cfg(feature = "encoder")]
 pub mod cache;
 pub mod dense;
+pub mod facets;
 pub mod format;
 pub mod lexical;
 pub mod manifest;
@@ -61,6 +62,8 @@ pub struct Index {
     /// The vectors packed for the scan kernels, when the index is small enough to be scanned
     /// exactly ([`dense::EXACT_SCAN_LIMIT`]).
     packed: Option<kernels::PackedMatrix>,
+    /// Filters and sort keys (empty for an index without them).
+    facets: facets::Facets,
 }
 
 pub(crate) fn corrupt(msg: impl Into<String>) -> Error {
@@ -167,7 +170,9 @@ impl Index {
             .map_err(|e| corrupt(format!("passage table: {e}")))?;
         let terms: Vec<String> = serde_json::from_slice(json(SectionKind::Terms))
             .map_err(|e| corrupt(format!("term list: {e}")))?;
+        let facets = facets::Facets::from_sections(passages.len(), b, &sections)?;
         let mut index = Self {
+            facets,
             meta,
             passages,
             terms,
@@ -289,6 +294,11 @@ impl Index {
 
     pub fn meta(&self) -> &IndexMeta {
         &self.meta
+    }
+
+    /// The index's filters and sort keys.
+    pub fn facets(&self) -> &facets::Facets {
+        &self.facets
     }
 
     pub fn passages(&self) -> &[Passage] {

@@ -31,6 +31,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::dense::{self, top_k, DenseQuery, DenseView};
+use super::facets::{self, Allowed, Facets};
 use super::format::{write_container_version, IndexMeta, Passage, SectionKind, SHARDED_VERSION};
 use super::lexical::{self, put_varint, Bm25, LexicalData};
 use super::writer::{json, prepare, raw};
@@ -157,6 +158,8 @@ pub fn build_sharded(
     opts: &ShardOptions,
 ) -> Result<ShardedFiles> {
     let (meta, lex) = prepare(passages, vectors, model_fingerprint, model_name)?;
+    let facet_sections = facets::build(passages)?;
+    let stored = facets::for_table(passages);
     let dim = meta.dim;
     let mut parts = Vec::new();
     let mut hashes: Vec<u8> = Vec::new();
@@ -209,7 +212,7 @@ pub fn build_sharded(
             number,
             vec![(
                 SectionKind::Passages,
-                json(&&passages[start..end], "passages")?,
+                json(&&stored[start..end], "passages")?,
             )],
         )?;
         add(PartKind::Text, part);
@@ -265,14 +268,13 @@ pub fn build_sharded(
         table.probe_rows = opts.probe_rows.clamp(1, u32::MAX as usize) as u32;
     }
 
-    let meta_bytes = write_container_version(
-        SHARDED_VERSION,
-        &[
-            (SectionKind::Meta, json(&meta, "index metadata")?),
-            (SectionKind::PartTable, json(&table, "part table")?),
-            (SectionKind::PartHashes, hashes),
-        ],
-    );
+    let mut meta_sections = vec![
+        (SectionKind::Meta, json(&meta, "index metadata")?),
+        (SectionKind::PartTable, json(&table, "part table")?),
+        (SectionKind::PartHashes, hashes),
+    ];
+    meta_sections.extend(facet_sections);
+    let meta_bytes = write_container_version(SHARDED_VERSION, &meta_sections);
     Ok(ShardedFiles {
         meta: meta_bytes,
         parts,
@@ -468,6 +470,8 @@ pub struct ShardedIndex {
     vectors: Vec<Option<VectorShard>>,
     missing: HashSet<String>,
     probe_only: bool,
+    /// Filters and sort keys, from the meta file (empty for an index without them).
+    facets: Facets,
 }
 
 fn slice<'a, T: bytemuck::Pod>(
@@ -555,6 +559,7 @@ impl ShardedIndex {
                 hashes.len()
             )));
         }
+        let facets = Facets::from_sections(n, b, &sections).map_err(|e| bad(e.to_string()))?;
         let mut parts = Vec::with_capacity(count);
         let mut by_name = HashMap::with_capacity(count);
         let mut hash_chunks = hashes.chunks_exact(8);
@@ -587,11 +592,17 @@ impl ShardedIndex {
             text_starts,
             missing: HashSet::new(),
             probe_only: false,
+            facets,
         })
     }
 
     pub fn meta(&self) -> &IndexMeta {
         &self.meta
+    }
+
+    /// The index's filters and sort keys.
+    pub fn facets(&self) -> &Facets {
+        &self.facets
     }
 
     pub fn table(&self) -> &PartTable {
@@ -825,7 +836,12 @@ impl ShardedIndex {
     /// The shards a query probes: those of the nearest centroids, best first, until they hold
     /// [`PartTable::probe_rows`] rows
     /// (none, and the centroids noted in `gaps`, before their part is in).
-    fn probed(&self, q: &DenseQuery, gaps: &mut Gaps) -> Result<Vec<usize>> {
+    fn probed(
+        &self,
+        q: &DenseQuery,
+        allowed: Option<&Allowed>,
+        gaps: &mut Gaps,
+    ) -> Result<Vec<usize>> {
         if self.vectors.is_empty() {
             return Ok(Vec::new());
         }
@@ -844,10 +860,19 @@ impl ShardedIndex {
         let mut scored: Vec<(u32, f32)> = (0u32..).zip(view.scores(q)?).collect();
         let all = scored.len();
         top_k(&mut scored, all);
+        // Under a filter, enough shards that about as many rows pass it as would be probed
+        // without one (the filter's share of the passages taken as every shard's share).
+        let target = match allowed {
+            Some(a) => {
+                let share = a.count().max(1) as f64 / self.meta.passages.max(1) as f64;
+                (self.table.probe_rows as f64 / share).ceil() as u64
+            }
+            None => self.table.probe_rows as u64,
+        };
         let mut rows = 0u64;
         let mut out = Vec::new();
         for (c, _) in scored {
-            if rows >= self.table.probe_rows as u64 {
+            if rows >= target {
                 break;
             }
             rows += self.table.vector_rows[c as usize] as u64;
@@ -896,10 +921,15 @@ impl Source for ShardedIndex {
         })
     }
 
+    fn facets(&self) -> &Facets {
+        &self.facets
+    }
+
     fn dense_ranking(
         &self,
         query: &[f32],
         depth: usize,
+        allowed: Option<&Allowed>,
         gaps: &mut Gaps,
     ) -> Result<Vec<(u32, f32)>> {
         let dim = self.meta.dim;
@@ -910,7 +940,7 @@ impl Source for ShardedIndex {
             )));
         }
         let q = DenseQuery::new(query)?;
-        let mut shards = self.probed(&q, gaps)?;
+        let mut shards = self.probed(&q, allowed, gaps)?;
         if !self.probe_only {
             for (s, v) in self.vectors.iter().enumerate() {
                 if v.is_some() && !shards.contains(&s) {
@@ -932,7 +962,11 @@ impl Source for ShardedIndex {
                 scales: &shard.scales,
                 packed: Some(&shard.packed),
             };
-            scored.extend(shard.passages.iter().copied().zip(view.scores(&q)?));
+            let rows = shard.passages.iter().copied().zip(view.scores(&q)?);
+            match allowed {
+                Some(a) => scored.extend(rows.filter(|r| a.contains(r.0))),
+                None => scored.extend(rows),
+            }
         }
         top_k(&mut scored, depth);
         Ok(scored)

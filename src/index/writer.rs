@@ -1,9 +1,9 @@
 //! Builds an index file from passages and their vectors. Deterministic: the same passages,
 //! vectors and model give the same bytes.
 
-use super::dense;
 use super::format::{write_container, IndexMeta, Passage, SectionKind};
 use super::lexical::{self, Analyzer};
+use super::{dense, facets};
 use crate::{Error, Result};
 
 pub(crate) fn json<T: serde::Serialize>(v: &T, what: &str) -> Result<Vec<u8>> {
@@ -71,9 +71,12 @@ pub fn build_index(
 ) -> Result<Vec<u8>> {
     let (meta, lex) = prepare(passages, vectors, model_fingerprint, model_name)?;
     let d = dense::build(vectors, meta.dim);
-    let sections = vec![
+    let mut sections = vec![
         (SectionKind::Meta, json(&meta, "index metadata")?),
-        (SectionKind::Passages, json(&passages, "passages")?),
+        (
+            SectionKind::Passages,
+            json(&facets::for_table(passages), "passages")?,
+        ),
         (SectionKind::Terms, json(&lex.terms, "terms")?),
         (SectionKind::TermOffsets, raw(&lex.offsets)),
         (SectionKind::PostingDocs, lex.docs),
@@ -85,5 +88,6 @@ pub fn build_index(
         (SectionKind::DenseRows, raw(&d.rows)),
         (SectionKind::DenseScales, raw(&d.scales)),
     ];
+    sections.extend(facets::build(passages)?);
     Ok(write_container(&sections))
 }

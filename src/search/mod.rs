@@ -6,6 +6,7 @@ pub mod fuse;
 use serde::{Deserialize, Serialize};
 
 use crate::index::dense::top_k;
+use crate::index::facets::{Allowed, Counts, Facets, Filters, Sort, NO_RANK};
 use crate::index::lexical::Analyzer;
 use crate::index::{Index, IndexMeta, Passage};
 use crate::{Error, Result};
@@ -65,6 +66,8 @@ pub enum Why {
     Keyword,
     Meaning,
     Both,
+    /// Listed by its filters (or sort key) alone: a search with no words to match.
+    Filter,
 }
 
 /// One search result.
@@ -80,6 +83,9 @@ pub struct Hit {
     pub score: f32,
     pub why: Why,
     pub excerpt: Excerpt,
+    /// The passage's meta values (a date, an image's URL; see [`Passage::meta`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 /// How deep each list goes before fusion: passages below this rank in a list get nothing
@@ -144,13 +150,17 @@ impl Gaps {
 /// `gaps` the parts it would have used but does not have.
 pub trait Source {
     fn meta(&self) -> &IndexMeta;
+    /// The index's filters and sort keys.
+    fn facets(&self) -> &Facets;
     /// BM25 scores of the passages matching any of `terms`, in first-matched order.
     fn lexical_scores(&self, terms: &[String], gaps: &mut Gaps) -> Vec<(u32, f32)>;
-    /// The `depth` passages nearest to `query` (a unit vector), best first.
+    /// The `depth` passages nearest to `query` (a unit vector) among those `allowed` lets
+    /// through (all without it), best first.
     fn dense_ranking(
         &self,
         query: &[f32],
         depth: usize,
+        allowed: Option<&Allowed>,
         gaps: &mut Gaps,
     ) -> Result<Vec<(u32, f32)>>;
     /// Passage `p`'s text and place, when it is loaded.
@@ -162,12 +172,22 @@ impl Source for Index {
         Index::meta(self)
     }
 
+    fn facets(&self) -> &Facets {
+        Index::facets(self)
+    }
+
     fn lexical_scores(&self, terms: &[String], _: &mut Gaps) -> Vec<(u32, f32)> {
         self.lexical().score(terms)
     }
 
-    fn dense_ranking(&self, query: &[f32], depth: usize, _: &mut Gaps) -> Result<Vec<(u32, f32)>> {
-        self.dense().search(query, depth)
+    fn dense_ranking(
+        &self,
+        query: &[f32],
+        depth: usize,
+        allowed: Option<&Allowed>,
+        _: &mut Gaps,
+    ) -> Result<Vec<(u32, f32)>> {
+        self.dense().search_in(query, depth, allowed)
     }
 
     fn passage(&self, p: u32, _: &mut Gaps) -> Option<&Passage> {
@@ -181,6 +201,26 @@ impl Source for Index {
 pub struct Found {
     pub hits: Vec<Hit>,
     pub gaps: Gaps,
+    /// How many passages matched (filters applied) before the cut to `k`: every passage
+    /// with a query word, and the `depth` nearest by meaning, in the modes that use them.
+    pub total: usize,
+    /// Of those, how many carry each filter value (every key and value of the index, 0
+    /// where none does; empty for an index without filters).
+    pub counts: Counts,
+}
+
+/// What narrows or orders a search besides its words: filters, and a sort key to order by
+/// instead of relevance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refine {
+    pub filters: Filters,
+    pub sort: Option<Sort>,
+}
+
+impl Refine {
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty() && self.sort.is_none()
+    }
 }
 
 /// Searches one index. Cheap to build (the analyzer is shared, [`Analyzer::shared`]).
@@ -247,6 +287,24 @@ impl<'a> Searcher<'a> {
         k: usize,
         mode: Mode,
     ) -> Result<Found> {
+        self.find_refined(query_vector, dense, query_text, k, mode, &Refine::default())
+    }
+
+    /// [`Searcher::find`] with filters and a sort key. Filters apply before ranking (the
+    /// dense scan too), so a filter never leaves out a passage that would rank among the
+    /// allowed ones; an unknown filter or sort key is an error. `dense` (the GPU scorer's
+    /// unfiltered ranking) is ignored under a filter. A query with no words to match lists
+    /// the passages the filters let through (or every passage, for a sort alone), in index
+    /// order or by the sort key.
+    pub fn find_refined(
+        &self,
+        query_vector: Option<&[f32]>,
+        dense: Option<Vec<(u32, f32)>>,
+        query_text: &str,
+        k: usize,
+        mode: Mode,
+        refine: &Refine,
+    ) -> Result<Found> {
         let text = truncate_query(query_text);
         let terms = self.analyzer.query_terms(text);
         let dim = self.index.meta().dim;
@@ -258,26 +316,52 @@ impl<'a> Searcher<'a> {
                 )));
             }
         }
+        let facets = self.index.facets();
+        let allowed = facets.allowed(&refine.filters)?;
+        let ranks = match &refine.sort {
+            Some(sort) => Some(facets.sort_ranks(&sort.key)?),
+            None => None,
+        };
+        let keep = |p: u32| allowed.as_ref().is_none_or(|a| a.contains(p));
         let mode = mode.runs_as(query_vector.is_some(), text);
         let f = self.fusion;
         let depth = k.max(f.depth);
         let mut gaps = Gaps::default();
-        let lexical = |gaps: &mut Gaps| -> Vec<(u32, f32)> {
-            let mut s = self.index.lexical_scores(&terms, gaps);
-            top_k(&mut s, depth);
-            s
-        };
         let n = self.index.meta().passages as u32;
-        let precomputed = dense.map(|mut d| {
+        // Every passage with a query word that the filters let through (relevance order
+        // comes later): the keyword share of the pool the counts are taken over.
+        let mut matched: Vec<(u32, f32)> = Vec::new();
+        let browse = terms.is_empty() && mode == Mode::Lexical && !refine.is_empty();
+        if mode != Mode::Dense {
+            matched = if browse {
+                match &allowed {
+                    Some(a) => a.iter().map(|p| (p, 0.0)).collect(),
+                    None => (0..n).map(|p| (p, 0.0)).collect(),
+                }
+            } else {
+                let mut s = self.index.lexical_scores(&terms, &mut gaps);
+                s.retain(|&(p, _)| keep(p));
+                s
+            };
+        }
+        let precomputed = dense.filter(|_| allowed.is_none()).map(|mut d| {
             d.retain(|&(p, _)| p < n);
             d.truncate(depth);
             d
         });
         let dense = |v: &[f32], gaps: &mut Gaps| match &precomputed {
             Some(d) => Ok(d.clone()),
-            None => self.index.dense_ranking(v, depth, gaps),
+            None => self.index.dense_ranking(v, depth, allowed.as_ref(), gaps),
         };
-        let (ranked, keyword, meaning): (Vec<(u32, f32)>, Vec<u32>, Vec<u32>) =
+        // The lexical list as fusion (and a lexical search without a sort) ranks it.
+        let lexical_top = |m: &[(u32, f32)]| {
+            let mut l = m.to_vec();
+            if !browse {
+                top_k(&mut l, depth);
+            }
+            l
+        };
+        let (mut ranked, keyword, meaning): (Vec<(u32, f32)>, Vec<u32>, Vec<u32>) =
             match (mode, query_vector) {
                 (Mode::Dense, Some(v)) => {
                     let d = dense(v, &mut gaps)?;
@@ -285,7 +369,7 @@ impl<'a> Searcher<'a> {
                     (d, Vec::new(), ids)
                 }
                 (Mode::Hybrid, Some(v)) => {
-                    let l = lexical(&mut gaps);
+                    let l = lexical_top(&matched);
                     let d = dense(v, &mut gaps)?;
                     let li: Vec<u32> = l.iter().map(|x| x.0).collect();
                     let di: Vec<u32> = d.iter().map(|x| x.0).collect();
@@ -294,11 +378,38 @@ impl<'a> Searcher<'a> {
                     (fused, li, di)
                 }
                 _ => {
-                    let l = lexical(&mut gaps);
-                    let ids = l.iter().map(|x| x.0).collect();
+                    // Sorted, every match is ranked (the sort picks the first k, not
+                    // relevance); unsorted, the best `depth` are enough.
+                    let mut l = matched.clone();
+                    if ranks.is_none() && !browse {
+                        top_k(&mut l, depth);
+                    } else if !browse {
+                        let all = l.len();
+                        top_k(&mut l, all);
+                    }
+                    let ids = l.iter().map(|x| x.0).take(depth).collect();
                     (l, ids, Vec::new())
                 }
             };
+        // The pool: the keyword matches and the passages ranked by meaning.
+        let mut pool: Vec<u32> = matched.iter().map(|x| x.0).collect();
+        pool.extend(meaning.iter().copied());
+        pool.sort_unstable();
+        pool.dedup();
+        let counts = if facets.filters().is_empty() {
+            Counts::new()
+        } else {
+            facets.counts(&pool)
+        };
+        if let (Some(ranks), Some(sort)) = (ranks, &refine.sort) {
+            // Stable: ties keep their relevance (or index) order; no value sorts last.
+            let at = |p: u32| ranks.get(p as usize).copied().unwrap_or(NO_RANK);
+            if sort.descending {
+                ranked.sort_by_key(|&(p, _)| (at(p) == NO_RANK, std::cmp::Reverse(at(p))));
+            } else {
+                ranked.sort_by_key(|&(p, _)| at(p));
+            }
+        }
         let in_top = |list: &[u32], p: u32| list.iter().take(depth).any(|&x| x == p);
         let mut hits = Vec::with_capacity(k.min(ranked.len()));
         for (p, score) in ranked.into_iter().take(k) {
@@ -308,6 +419,7 @@ impl<'a> Searcher<'a> {
             let kw = in_top(&keyword, p);
             let mn = in_top(&meaning, p);
             let why = match (kw, mn) {
+                _ if browse => Why::Filter,
                 (true, true) => Why::Both,
                 (true, false) => Why::Keyword,
                 _ => Why::Meaning,
@@ -322,9 +434,15 @@ impl<'a> Searcher<'a> {
                 score,
                 why,
                 excerpt: excerpt::excerpt(self.analyzer, &passage.text, &terms),
+                meta: passage.meta.clone(),
             });
         }
-        Ok(Found { hits, gaps })
+        Ok(Found {
+            hits,
+            gaps,
+            total: pool.len(),
+            counts,
+        })
     }
 }
 

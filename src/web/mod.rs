@@ -13,9 +13,10 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::index::facets::{Counts, Filters, Sort};
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
-use crate::search::{Gaps, Hit, Mode, Searcher, Why};
+use crate::search::{Found, Hit, Mode, Refine, Searcher, Why};
 
 fn js_err(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
@@ -59,6 +60,8 @@ struct WebHit {
     why: Why,
     excerpt: String,
     marks: Vec<(u32, u32)>,
+    /// The page's meta values (`data-cairn-meta`: a date, an image's URL), as text.
+    meta: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +80,11 @@ struct WebResults {
     /// Parts it needed that were marked missing (`markMissing`): the search answered without
     /// them.
     missing: Vec<String>,
+    /// How many passages matched, filters applied, before the cut to `k`.
+    total: usize,
+    /// Of those, how many carry each filter value: `{ key: { value: count } }` (every key
+    /// and value of the index; empty for an index without filters).
+    counts: Counts,
 }
 
 /// Milliseconds spent in one search call.
@@ -89,7 +97,7 @@ struct Timings {
     search_ms: f64,
 }
 
-/// The options of [`Engine::search`]: `{ k, mode, filters, backend }`, all optional.
+/// The options of [`Engine::search`]: `{ k, mode, filters, sort, backend }`, all optional.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct SearchOptions {
@@ -97,11 +105,22 @@ struct SearchOptions {
     k: Option<usize>,
     /// `hybrid` (default), `dense` or `lexical`.
     mode: Option<String>,
-    /// Filter values by key. No index has filter values yet, so every key is unknown and
-    /// named in the error, not silently ignored.
-    filters: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+    /// Filter values by key ([`Filters`]): `{ section: "Guide", tag: ["a", "b"], year: {
+    /// none: "2019" } }`. An unknown key is an error naming the index's keys.
+    filters: Option<Filters>,
+    /// Order by a sort key instead of relevance: `{ date: "desc" }` (Pagefind's shape) or
+    /// `"date:desc"`.
+    sort: Option<SortIn>,
     /// Where to embed and scan: `auto` (default: `initGpu`'s choice), `cpu` or `webgpu`.
     backend: Option<String>,
+}
+
+/// The `sort` option's two shapes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SortIn {
+    Text(String),
+    Object(std::collections::BTreeMap<String, String>),
 }
 
 impl SearchOptions {
@@ -112,13 +131,13 @@ impl SearchOptions {
             // serde-wasm-bindgen reads a struct's own fields by name and never sees the
             // others, so unknown fields are looked for here.
             if let Some(obj) = options.dyn_ref::<js_sys::Object>() {
-                const KNOWN: [&str; 4] = ["k", "mode", "filters", "backend"];
+                const KNOWN: [&str; 5] = ["k", "mode", "filters", "sort", "backend"];
                 for key in js_sys::Object::keys(obj).iter() {
                     let key = key.as_string().unwrap_or_default();
                     if !KNOWN.contains(&key.as_str()) {
                         return Err(JsError::new(&format!(
                             "search options: unknown field `{key}`, expected one of `k`, \
-                             `mode`, `filters`, `backend`"
+                             `mode`, `filters`, `sort`, `backend`"
                         )));
                     }
                 }
@@ -129,14 +148,33 @@ impl SearchOptions {
         if let Some(b) = o.backend.as_deref() {
             wants_gpu(Some(b), false)?;
         }
-        if let Some(keys) = o.filters.as_ref().filter(|f| !f.is_empty()) {
-            let keys: Vec<String> = keys.keys().map(|k| format!("`{k}`")).collect();
-            return Err(JsError::new(&format!(
-                "unknown filter key {}: this index has no filters",
-                keys.join(", ")
-            )));
-        }
+        o.refine()?;
         Ok(o)
+    }
+
+    /// The filters and sort key asked for.
+    fn refine(&self) -> Result<Refine, JsError> {
+        let sort = match &self.sort {
+            None => None,
+            Some(SortIn::Text(s)) => Some(s.parse::<Sort>().map_err(js_err)?),
+            Some(SortIn::Object(o)) => {
+                let mut it = o.iter();
+                match (it.next(), it.next()) {
+                    (Some((key, order)), None) => {
+                        Some(format!("{key}:{order}").parse::<Sort>().map_err(js_err)?)
+                    }
+                    _ => {
+                        return Err(JsError::new(
+                            "search options: `sort` names one key, as { date: \"desc\" }",
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(Refine {
+            filters: self.filters.clone().unwrap_or_default(),
+            sort,
+        })
     }
 
     fn k(&self) -> usize {
@@ -171,6 +209,7 @@ fn wants_gpu(backend: Option<&str>, chosen: bool) -> Result<bool, JsError> {
 }
 
 fn web_hit(h: Hit) -> WebHit {
+    let meta = h.meta;
     let marks = h.excerpt.utf16_marks();
     WebHit {
         id: h.id,
@@ -182,6 +221,7 @@ fn web_hit(h: Hit) -> WebHit {
         why: h.why,
         excerpt: h.excerpt.text,
         marks,
+        meta,
     }
 }
 
@@ -206,31 +246,29 @@ impl Default for Engine {
     }
 }
 
-fn results(
-    ran: Mode,
-    hits: Vec<Hit>,
-    backend: &'static str,
-    timings: Timings,
-) -> Result<JsValue, JsError> {
-    results_with_gaps(ran, hits, backend, timings, Gaps::default())
+/// Plain objects for maps (the counts), as every other result field is.
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    Ok(v.serialize(&ser)?)
 }
 
-fn results_with_gaps(
+fn results(
     ran: Mode,
-    hits: Vec<Hit>,
+    found: Found,
     backend: &'static str,
     timings: Timings,
-    gaps: Gaps,
 ) -> Result<JsValue, JsError> {
     let out = WebResults {
         mode: ran,
-        hits: hits.into_iter().map(web_hit).collect(),
+        hits: found.hits.into_iter().map(web_hit).collect(),
         backend,
         timings,
-        need: gaps.need,
-        missing: gaps.missing,
+        need: found.gaps.need,
+        missing: found.gaps.missing,
+        total: found.total,
+        counts: found.counts,
     };
-    Ok(serde_wasm_bindgen::to_value(&out)?)
+    to_js(&out)
 }
 
 #[wasm_bindgen]
@@ -381,35 +419,64 @@ impl Engine {
         k: usize,
         mode: &str,
     ) -> Result<JsValue, JsError> {
-        if let Some(sharded) = &self.sharded {
-            let mode: Mode = mode.parse().map_err(js_err)?;
-            let ran = mode.runs_as(vector.is_some(), query);
-            let t0 = crate::clock::now_ms();
-            let index = sharded.borrow();
-            let found = Searcher::new(&*index)
-                .find(vector.as_deref(), None, query, k.clamp(1, 100), mode)
-                .map_err(js_err)?;
-            let timings = Timings {
-                encode_ms: 0.0,
-                search_ms: crate::clock::now_ms() - t0,
-            };
-            return results_with_gaps(ran, found.hits, "cpu", timings, found.gaps);
-        }
-        let index = self
-            .index
-            .as_ref()
-            .ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
         let mode: Mode = mode.parse().map_err(js_err)?;
+        self.search_refined(vector, query, k, mode, &Refine::default())
+    }
+
+    /// [`Engine::search_with`] with filters and a sort key, on the CPU.
+    fn search_refined(
+        &self,
+        vector: Option<Vec<f32>>,
+        query: &str,
+        k: usize,
+        mode: Mode,
+        refine: &Refine,
+    ) -> Result<JsValue, JsError> {
         let ran = mode.runs_as(vector.is_some(), query);
         let t0 = crate::clock::now_ms();
-        let hits = Searcher::new(&**index)
-            .search(vector.as_deref(), query, k.clamp(1, 100), mode)
-            .map_err(js_err)?;
+        let k = k.clamp(1, 100);
+        let found = if let Some(sharded) = &self.sharded {
+            let index = sharded.borrow();
+            Searcher::new(&*index).find_refined(vector.as_deref(), None, query, k, mode, refine)
+        } else {
+            let index = self
+                .index
+                .as_ref()
+                .ok_or_else(|| JsError::new("no index is loaded; call loadIndex first"))?;
+            Searcher::new(&**index).find_refined(vector.as_deref(), None, query, k, mode, refine)
+        }
+        .map_err(js_err)?;
         let timings = Timings {
             encode_ms: 0.0,
             search_ms: crate::clock::now_ms() - t0,
         };
-        results(ran, hits, "cpu", timings)
+        results(ran, found, "cpu", timings)
+    }
+
+    /// The index's filters, each value with its number of passages: `{ key: { value: count
+    /// } }` (empty for an index without filters), for a filter panel before any search.
+    #[wasm_bindgen(getter)]
+    pub fn filters(&self) -> Result<JsValue, JsError> {
+        let totals = if let Some(s) = &self.sharded {
+            s.borrow().facets().totals()
+        } else if let Some(i) = &self.index {
+            i.facets().totals()
+        } else {
+            Counts::new()
+        };
+        to_js(&totals)
+    }
+
+    /// The index's sort keys.
+    #[wasm_bindgen(getter, js_name = sortKeys)]
+    pub fn sort_keys(&self) -> Vec<String> {
+        if let Some(s) = &self.sharded {
+            s.borrow().facets().sort_keys().map(String::from).collect()
+        } else if let Some(i) = &self.index {
+            i.facets().sort_keys().map(String::from).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// The one search call: embeds the query when the model is loaded and the mode needs
@@ -426,7 +493,10 @@ impl Engine {
         return model::search(self, query, options);
         #[cfg(not(feature = "encoder"))]
         {
-            let out = options.and_then(|o| self.search_with(None, &query, o.k(), o.mode_name()));
+            let out = options.and_then(|o| {
+                let mode: Mode = o.mode_name().parse().map_err(js_err)?;
+                self.search_refined(None, &query, o.k(), mode, &o.refine()?)
+            });
             match out {
                 Ok(v) => js_sys::Promise::resolve(&v),
                 Err(e) => js_sys::Promise::reject(&e.into()),

@@ -8,10 +8,10 @@ use std::rc::Rc;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{js_err, results, results_with_gaps, wants_gpu, Engine, SearchOptions, Timings};
+use super::{js_err, results, wants_gpu, Engine, SearchOptions, Timings};
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
-use crate::search::{Hit, Mode, Searcher};
+use crate::search::{Found, Mode, Refine, Searcher};
 use crate::{Encoder, Role};
 
 /// A sentence encoder for JavaScript: construct from the bundle's bytes, embed text.
@@ -142,9 +142,10 @@ pub(super) fn search(
         };
         let t1 = crate::clock::now_ms();
         timings.encode_ms = if vector.is_some() { t1 - t0 } else { 0.0 };
-        let (ran, hits) = rank(&index, state, vector, &query, k, mode, backend).await?;
+        let refine = options.refine()?;
+        let (ran, found) = rank(&index, state, vector, &query, k, mode, backend, &refine).await?;
         timings.search_ms = crate::clock::now_ms() - t1;
-        Ok(results(ran, hits, on, timings)?)
+        Ok(results(ran, found, on, timings)?)
     })
 }
 
@@ -271,13 +272,23 @@ impl Engine {
             let mode: Mode = mode.parse().map_err(js_err)?;
             let t0 = crate::clock::now_ms();
             let k = k.clamp(1, 100);
-            let (ran, hits) =
-                rank(&index, state, vector, &query, k, mode, backend.as_deref()).await?;
+            let refine = Refine::default();
+            let (ran, found) = rank(
+                &index,
+                state,
+                vector,
+                &query,
+                k,
+                mode,
+                backend.as_deref(),
+                &refine,
+            )
+            .await?;
             let timings = Timings {
                 encode_ms: 0.0,
                 search_ms: crate::clock::now_ms() - t0,
             };
-            Ok(results(ran, hits, "cpu", timings)?)
+            Ok(results(ran, found, "cpu", timings)?)
         })
     }
 }
@@ -324,14 +335,16 @@ async fn search_sharded(
     let ran = mode.runs_as(vector.is_some(), &query);
     let index = sharded.borrow();
     let found = Searcher::new(&*index)
-        .find(vector.as_deref(), None, &query, k, mode)
+        .find_refined(vector.as_deref(), None, &query, k, mode, &options.refine()?)
         .map_err(js_err)?;
     timings.search_ms = crate::clock::now_ms() - t1;
-    Ok(results_with_gaps(ran, found.hits, on, timings, found.gaps)?)
+    Ok(results(ran, found, on, timings)?)
 }
 
 /// Ranks `query` (with its vector when it was embedded) in `index`, the dense scan on the
-/// backend asked for or chosen; returns the mode that ran and the hits.
+/// backend asked for or chosen (the CPU's under a filter: the GPU scan does not filter);
+/// returns the mode that ran and what was found.
+#[allow(clippy::too_many_arguments)]
 async fn rank(
     index: &Index,
     state: Option<Rc<gpu::State>>,
@@ -340,19 +353,20 @@ async fn rank(
     k: usize,
     mode: Mode,
     backend: Option<&str>,
-) -> Result<(Mode, Vec<Hit>), JsError> {
+    refine: &Refine,
+) -> Result<(Mode, Found), JsError> {
     let ran = mode.runs_as(vector.is_some(), query);
     let searcher = Searcher::new(index);
     let dense = match (&vector, ran) {
-        (Some(v), Mode::Dense | Mode::Hybrid) => {
+        (Some(v), Mode::Dense | Mode::Hybrid) if refine.filters.is_empty() => {
             gpu::scan(index, state, v, searcher.dense_depth(k), backend).await?
         }
         _ => None,
     };
-    let hits = searcher
-        .search_with_dense(vector.as_deref(), dense, query, k, mode)
+    let found = searcher
+        .find_refined(vector.as_deref(), dense, query, k, mode, refine)
         .map_err(js_err)?;
-    Ok((ran, hits))
+    Ok((ran, found))
 }
 
 /// The WebGPU path of the engine (feature `gpu`), or its stand-in that says why not.

@@ -349,3 +349,167 @@ pub fn gpu(
     }
     Ok(())
 }
+
+/// `cairn bench filters`: search time with and without filters over an index folder's
+/// passages and vectors, rebuilt in memory with synthetic filters (the folder's own index is
+/// untouched): `group` with 50 values (passage number mod 50, about 2% of the passages each)
+/// and `tag` with 5,000 distinct values (passage number mod 5,000). Queries are the first
+/// `n` of a BEIR queries file, embedded once with the folder's model.
+pub fn filters(dir: &Path, queries: &Path, n: usize, write: Option<&Path>) -> Result<()> {
+    use cairn::index::facets::Filters;
+    use cairn::index::{build_index, Index};
+    use cairn::search::Refine;
+    use cairn::{Mode, Searcher};
+
+    let load = loadavg();
+    let loaded = crate::search::load(dir, true)?;
+    let crate::search::LoadedIndex::One(index) = &loaded.index else {
+        anyhow::bail!("cairn bench filters takes a one-file index folder");
+    };
+    let enc = loaded.encoder.as_ref().context("no model")?;
+    let d = index.dense();
+    let vectors: Vec<Vec<f32>> = (0..index.len())
+        .map(|r| {
+            let s = d.scales[r];
+            d.rows[r * d.dim..(r + 1) * d.dim]
+                .iter()
+                .map(|&v| v as f32 * s)
+                .collect()
+        })
+        .collect();
+    let mut passages = index.passages().to_vec();
+    for (p, passage) in passages.iter_mut().enumerate() {
+        passage
+            .filters
+            .insert("group".into(), vec![format!("g{}", p % 50)]);
+        passage
+            .filters
+            .insert("tag".into(), vec![format!("t{}", p % 5000)]);
+    }
+    let m = index.meta();
+    let plain_bytes = build_index(
+        index.passages(),
+        &vectors,
+        &m.model_fingerprint,
+        &m.model_name,
+    )?;
+    let bytes = build_index(&passages, &vectors, &m.model_fingerprint, &m.model_name)?;
+    let t = Instant::now();
+    let plain = Index::from_bytes(plain_bytes.clone())?;
+    let plain_load = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let filtered = Index::from_bytes(bytes.clone())?;
+    let filtered_load = t.elapsed().as_secs_f64() * 1e3;
+    let texts: Vec<String> = std::fs::read_to_string(queries)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["text"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    let qvecs: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|q| enc.embed_query(q))
+        .collect::<cairn::Result<_>>()?;
+    let f = |json: &str| -> Result<Filters> { Ok(serde_json::from_str(json)?) };
+    let cases: Vec<(&str, &Index, Filters)> = vec![
+        (
+            "no filter (index without filters)",
+            &plain,
+            Filters::default(),
+        ),
+        ("no filter", &filtered, Filters::default()),
+        (
+            "group = g7 (2% of passages)",
+            &filtered,
+            f(r#"{"group": "g7"}"#)?,
+        ),
+        (
+            "group any of 10 values (20%)",
+            &filtered,
+            f(r#"{"group": ["g0","g1","g2","g3","g4","g5","g6","g7","g8","g9"]}"#)?,
+        ),
+        (
+            "group none of g7 (98%)",
+            &filtered,
+            f(r#"{"group": {"none": "g7"}}"#)?,
+        ),
+        (
+            "tag = t123 (1 passage of 5,000 values)",
+            &filtered,
+            f(r#"{"tag": "t123"}"#)?,
+        ),
+    ];
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Measured {} on {} (load average {load} at the start) by `cairn bench filters` \
+         (native, release build, one search at a time): the {} passages and vectors of \
+         `{}`, rebuilt in memory with two synthetic filter keys, `group` (50 values, passage \
+         number mod 50) and `tag` (5,000 distinct values, passage number mod 5,000); the \
+         first {} queries of `{}`, embedded once beforehand, so the times are ranking alone \
+         (BM25, the exact int8 scan, fusion, excerpts, and the filter's bitmap and counts). \
+         Index bytes without filters {:.2} MB, with them {:.2} MB; loading {:.1} ms and \
+         {:.1} ms.\n\n",
+        today(),
+        machine(),
+        index.len(),
+        dir.display(),
+        texts.len(),
+        queries.display(),
+        plain_bytes.len() as f64 / 1e6,
+        bytes.len() as f64 / 1e6,
+        plain_load,
+        filtered_load,
+    ));
+    md.push_str("| filter | lexical p50 / p95 (ms) | dense p50 / p95 (ms) | hybrid p50 / p95 (ms) | hybrid hits per query (mean) |\n");
+    md.push_str("|---|---:|---:|---:|---:|\n");
+    for (name, idx, filters) in &cases {
+        let refine = Refine {
+            filters: filters.clone(),
+            sort: None,
+        };
+        let searcher = Searcher::new(*idx);
+        let mut cells = Vec::new();
+        let mut hits = 0usize;
+        for mode in [Mode::Lexical, Mode::Dense, Mode::Hybrid] {
+            let mut times = Vec::with_capacity(texts.len());
+            for (q, v) in texts.iter().zip(&qvecs) {
+                let t = Instant::now();
+                let found = searcher.find_refined(Some(v), None, q, 10, mode, &refine)?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                if mode == Mode::Hybrid {
+                    hits += found.hits.len();
+                }
+            }
+            times.sort_by(|a, b| a.total_cmp(b));
+            cells.push(format!(
+                "{:.2} / {:.2}",
+                percentile(&times, 0.5),
+                percentile(&times, 0.95)
+            ));
+        }
+        md.push_str(&format!(
+            "| {name} | {} | {:.1} |\n",
+            cells.join(" | "),
+            hits as f64 / texts.len().max(1) as f64
+        ));
+        eprintln!("{name}: {}", cells.join(", "));
+    }
+    println!("{md}");
+    if let Some(path) = write {
+        update_section(path, "filters", &md)?;
+        eprintln!("updated the `filters` section of {}", path.display());
+    }
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -121,7 +121,14 @@ enum Command {
         /// Sharded index: print each part the search reads (`read NAME BYTES`) on stderr.
         #[arg(long, hide = true)]
         show_reads: bool,
-        /// The query.
+        /// Only passages with this filter value: `key=value` (repeat it: any of a key's
+        /// values, all of the keys), or `key!=value` (none of them).
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// Order by a sort key instead of relevance: `key`, `key:asc` or `key:desc`.
+        #[arg(long, value_name = "KEY[:desc]")]
+        sort: Option<String>,
+        /// The query (empty with --filter or --sort: list what they select).
         query: String,
     },
     /// Retrieval quality on a BEIR-style benchmark: nDCG@10 and Recall@100.
@@ -217,6 +224,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         passages: usize,
         /// Replace the encode section of this Markdown file with the results.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+    /// Search time with and without filters (synthetic: 50 values, and 5,000 distinct ones)
+    /// over an index folder's passages.
+    Filters {
+        /// A one-file index folder with its model (`cairn index --out`).
+        #[arg(long)]
+        index: PathBuf,
+        /// BEIR queries JSONL (`_id`, `text`).
+        #[arg(long)]
+        queries: PathBuf,
+        /// Queries timed per case.
+        #[arg(short = 'n', default_value_t = 300)]
+        n: usize,
+        /// Replace the filters section of this Markdown file with the results.
         #[arg(long)]
         write: Option<PathBuf>,
     },
@@ -392,8 +415,16 @@ fn main() -> Result<()> {
             k,
             json,
             show_reads,
+            filters,
+            sort,
             query,
-        } => search::search(&index, &query, k, mode, json, show_reads)?,
+        } => {
+            let refine = cairn::search::Refine {
+                filters: cairn::index::facets::Filters::from_args(&filters)?,
+                sort: sort.as_deref().map(str::parse).transpose()?,
+            };
+            search::search(&index, &query, k, mode, &refine, json, show_reads)?
+        }
         Command::Eval {
             index,
             queries,
@@ -421,6 +452,12 @@ fn main() -> Result<()> {
                 passages,
                 write,
             } => bench::encode(&models, queries, passages, write.as_deref())?,
+            BenchCommand::Filters {
+                index,
+                queries,
+                n,
+                write,
+            } => bench::filters(&index, &queries, n, write.as_deref())?,
             #[cfg(feature = "gpu")]
             BenchCommand::Gpu {
                 model,

@@ -8,7 +8,7 @@ use cairn::index::format::SHARDED_VERSION;
 use cairn::index::manifest::Manifest;
 use cairn::index::sharded::ShardedIndex;
 use cairn::index::Index;
-use cairn::search::Source;
+use cairn::search::{Found, Refine, Source};
 use cairn::{Encoder, Mode, Searcher};
 
 /// An index of either layout.
@@ -74,7 +74,8 @@ fn load_with(dir: &Path, with_model: bool, all_parts: bool) -> Result<Loaded> {
 
 /// Searches a sharded index as the browser does: from the meta file alone, reading the parts
 /// each round of the search names (terms and shards, then the text of the hits), until it
-/// needs nothing more. Returns the hits, the parts read and their bytes.
+/// needs nothing more. Returns what was found, the parts read and their bytes.
+#[allow(clippy::too_many_arguments)]
 pub fn search_on_demand(
     dir: &Path,
     index: &mut ShardedIndex,
@@ -82,13 +83,14 @@ pub fn search_on_demand(
     query: &str,
     k: usize,
     mode: Mode,
+    refine: &Refine,
     show_reads: bool,
-) -> Result<(Vec<cairn::Hit>, usize, u64)> {
+) -> Result<(Found, usize, u64)> {
     let (mut files, mut bytes) = (0, 0u64);
     for _ in 0..4 {
-        let found = Searcher::new(index).find(vector, None, query, k, mode)?;
+        let found = Searcher::new(index).find_refined(vector, None, query, k, mode, refine)?;
         if found.gaps.need.is_empty() {
-            return Ok((found.hits, files, bytes));
+            return Ok((found, files, bytes));
         }
         for name in &found.gaps.need {
             match std::fs::read(dir.join(name)) {
@@ -110,11 +112,20 @@ pub fn search_on_demand(
     bail!("the search kept asking for more parts of the index")
 }
 
+/// The search's results as `cairn search --json` prints them.
+#[derive(serde::Serialize)]
+struct Printed<'a> {
+    hits: &'a [cairn::Hit],
+    total: usize,
+    counts: &'a cairn::index::facets::Counts,
+}
+
 pub fn search(
     dir: &Path,
     query: &str,
     k: usize,
     mode: Mode,
+    refine: &Refine,
     json: bool,
     show_reads: bool,
 ) -> Result<()> {
@@ -123,24 +134,52 @@ pub fn search(
         Some(enc) => Some(enc.embed_query(query)?),
         None => None,
     };
-    let hits = match &mut loaded.index {
+    let found = match &mut loaded.index {
         LoadedIndex::One(index) => {
-            Searcher::new(index).search(vector.as_deref(), query, k, mode)?
+            Searcher::new(index).find_refined(vector.as_deref(), None, query, k, mode, refine)?
         }
         LoadedIndex::Sharded(s) => {
-            let (hits, files, bytes) =
-                search_on_demand(dir, s, vector.as_deref(), query, k, mode, show_reads)?;
+            let (found, files, bytes) = search_on_demand(
+                dir,
+                s,
+                vector.as_deref(),
+                query,
+                k,
+                mode,
+                refine,
+                show_reads,
+            )?;
             eprintln!(
                 "read the meta file ({} bytes) and {files} parts ({bytes} bytes) of {}",
                 s.meta_byte_len(),
                 s.files().len()
             );
-            hits
+            found
         }
     };
+    let hits = &found.hits;
     if json {
-        println!("{}", serde_json::to_string_pretty(&hits)?);
+        let printed = Printed {
+            hits,
+            total: found.total,
+            counts: &found.counts,
+        };
+        println!("{}", serde_json::to_string_pretty(&printed)?);
         return Ok(());
+    }
+    if !found.counts.is_empty() {
+        let mut line = format!("{} matched;", found.total);
+        for (key, values) in &found.counts {
+            let shown: Vec<String> = values
+                .iter()
+                .filter(|(_, &c)| c > 0)
+                .map(|(v, c)| format!("{v} ({c})"))
+                .collect();
+            if !shown.is_empty() {
+                line.push_str(&format!(" {key}: {};", shown.join(", ")));
+            }
+        }
+        println!("{}", line.trim_end_matches(';'));
     }
     for (i, h) in hits.iter().enumerate() {
         let link = if h.anchor.is_empty() {
@@ -154,6 +193,10 @@ pub fn search(
             format!("{} — {}", h.title, h.heading)
         };
         println!("{:>2}. [{:?}] {:.4}  {place}", i + 1, h.why, h.score);
+        if !h.meta.is_empty() {
+            let meta: Vec<String> = h.meta.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            println!("    {}", meta.join(" · "));
+        }
         if !link.is_empty() {
             println!("    {link}");
         } else {
