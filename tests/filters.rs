@@ -363,3 +363,164 @@ fn unknown_keys_are_errors_and_values_are_stored_once() {
     let ids = |h: &[cairn::Hit]| h.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&a), ids(&b));
 }
+
+/// The fixture site's blog pages (tests/fixtures/site/blog/, filters, meta and sort keys in
+/// their HTML) and the guide's two pages (section Guide), indexed and searched.
+#[cfg(feature = "ingest")]
+#[test]
+fn fixture_site_filters_counts_and_sorts() {
+    use cairn::ingest::{ingest_site, SiteOptions};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site");
+    let (passages, _) = ingest_site(&root, &SiteOptions::default()).unwrap();
+    // Vectors need no model here: one per passage, distinct (the dense modes rank them).
+    let vectors: Vec<Vec<f32>> = (0..passages.len())
+        .map(|i| {
+            let v: Vec<f32> = (0..16)
+                .map(|d| ((i * 7 + d * 3) % 11) as f32 - 5.0)
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / n).collect()
+        })
+        .collect();
+    let index = Index::from_bytes(build_index(&passages, &vectors, "fp", "test").unwrap()).unwrap();
+    let page = |url: &str| url.rsplit('/').next().unwrap_or("").to_string();
+    let on = |key: &str, value: &str| -> Vec<u32> {
+        (0..passages.len() as u32)
+            .filter(|&p| has(&passages[p as usize], key, value))
+            .collect()
+    };
+    let blog = on("section", "Blog");
+    let guide = on("section", "Guide");
+    // By hand: four blog pages, three of them tagged rust; two guide pages.
+    let pages_of = |ps: &[u32]| {
+        let mut v: Vec<String> = ps
+            .iter()
+            .map(|&p| page(&passages[p as usize].url))
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(
+        pages_of(&blog),
+        ["async.html", "const-generics.html", "editions.html"]
+    );
+    assert_eq!(pages_of(&on("section", "Release notes")), ["release.html"]);
+    assert_eq!(pages_of(&guide), ["boxes.html", "threads.html"]);
+    assert_eq!(
+        pages_of(&on("tag", "rust")),
+        ["async.html", "editions.html", "release.html"]
+    );
+    let refine = |json: &str, sort: Option<&str>| Refine {
+        filters: filters(json),
+        sort: sort.map(|s| s.parse().unwrap()),
+    };
+    for (mode, vector) in [
+        (Mode::Lexical, None),
+        (Mode::Dense, Some(vectors[0].as_slice())),
+        (Mode::Hybrid, Some(vectors[0].as_slice())),
+    ] {
+        // Filtered in each mode: only Blog passages, and (meaning modes) all of them.
+        let found = find(
+            &index,
+            vector,
+            "rust editions async",
+            50,
+            mode,
+            &refine(r#"{"section": "Blog"}"#, None),
+        );
+        assert!(
+            found.hits.iter().all(|h| blog.contains(&h.passage)),
+            "{mode:?}"
+        );
+        assert!(!found.hits.is_empty(), "{mode:?}");
+        if mode != Mode::Lexical {
+            assert_eq!(found.hits.len(), blog.len(), "{mode:?}");
+        }
+        // Counts against a count by hand over the passages found.
+        let ids: Vec<u32> = found.hits.iter().map(|h| h.passage).collect();
+        let rust = ids
+            .iter()
+            .filter(|p| has(&passages[**p as usize], "tag", "rust"))
+            .count();
+        assert_eq!(found.counts["tag"]["rust"] as usize, rust, "{mode:?}");
+        assert_eq!(found.counts["section"]["Blog"] as usize, ids.len());
+        assert_eq!(found.counts["section"]["Guide"], 0);
+        assert_eq!(found.total, ids.len());
+        // Two keys, any of two values, none of one.
+        let found = find(
+            &index,
+            vector,
+            "rust",
+            50,
+            mode,
+            &refine(
+                r#"{"tag": ["generics", "async"], "section": {"none": "Guide"}}"#,
+                None,
+            ),
+        );
+        assert!(
+            found
+                .hits
+                .iter()
+                .all(|h| ["const-generics.html", "async.html"].contains(&page(&h.url).as_str())),
+            "{mode:?}"
+        );
+    }
+    // Listing by filter alone, sorted: weight ascending (numeric; release.html has none, so
+    // last), date descending (text).
+    let order = |sort: &str| -> Vec<String> {
+        let found = find(
+            &index,
+            None,
+            "",
+            50,
+            Mode::Hybrid,
+            &refine(
+                r#"{"tag": {"none": "nonesuch"}, "section": ["Blog", "Release notes"]}"#,
+                Some(sort),
+            ),
+        );
+        pages_of(&found.hits.iter().map(|h| h.passage).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        order("weight"),
+        [
+            "const-generics.html",
+            "editions.html",
+            "async.html",
+            "release.html"
+        ]
+    );
+    assert_eq!(
+        order("date:desc"),
+        [
+            "release.html",
+            "const-generics.html",
+            "async.html",
+            "editions.html"
+        ]
+    );
+    // Meta comes back with the hit, as text.
+    let found = find(
+        &index,
+        None,
+        "editions",
+        5,
+        Mode::Lexical,
+        &refine(r#"{"tag": "editions"}"#, None),
+    );
+    assert_eq!(found.hits[0].meta["date"], "2018-12-06");
+    assert_eq!(found.hits[0].meta["image"], "/img/editions.png");
+    let found = find(
+        &index,
+        None,
+        "",
+        50,
+        Mode::Lexical,
+        &refine(r#"{"level": "introduction <b>"}"#, None),
+    );
+    assert_eq!(
+        pages_of(&found.hits.iter().map(|h| h.passage).collect::<Vec<_>>()),
+        ["const-generics.html"]
+    );
+}
