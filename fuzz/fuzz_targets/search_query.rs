@@ -1,5 +1,7 @@
 //! `search` with arbitrary query strings (and query vectors made from the same bytes) on a
-//! small fixed index: every mode answers, never more than k hits, every hit a real passage.
+//! small fixed index: every mode answers, never more than k hits, every hit a real passage;
+//! the same bytes read as filters (JSON) either are refused with an error or only let
+//! through passages that carry them.
 #![no_main]
 use cairn::index::{build_index, Passage};
 use cairn::{Index, Mode, Searcher};
@@ -29,6 +31,9 @@ fn index() -> &'static Index {
                 title: format!("Title {i}"),
                 heading: String::new(),
                 text: t.to_string(),
+                filters: [("tag".to_string(), vec![format!("t{}", i % 3)])].into(),
+                sort: [("n".to_string(), format!("{}", i * 7 % 5))].into(),
+                ..Default::default()
             })
             .collect();
         let vectors: Vec<Vec<f32>> = (0..texts.len())
@@ -68,4 +73,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = searcher
         .search(None, &query, 5, Mode::Hybrid)
         .expect("keyword search failed");
+    if let Ok(filters) = serde_json::from_slice::<cairn::index::facets::Filters>(data) {
+        let refine = cairn::search::Refine {
+            filters,
+            sort: Some("n:desc".parse().unwrap()),
+        };
+        for mode in [Mode::Lexical, Mode::Dense, Mode::Hybrid] {
+            if let Ok(found) = searcher.find_refined(Some(&v), None, "rust", 10, mode, &refine) {
+                assert!(found.hits.len() <= 10);
+                assert!(found.total <= index.len());
+            }
+        }
+    }
 });

@@ -91,6 +91,11 @@ pub struct Facets {
     passages: usize,
     filters: Vec<FilterKey>,
     sorts: Vec<SortColumn>,
+    /// Each passage's filter values, as numbers in key-then-value order (`values_of[p]..
+    /// values_of[p + 1]` in `value_ids`): counting walks the pool, not every value, so a
+    /// tag cloud of thousands costs nothing per search.
+    values_of: Vec<u32>,
+    value_ids: Vec<u32>,
 }
 
 fn cut(s: &str, max: usize) -> &str {
@@ -292,10 +297,30 @@ impl Facets {
                 ranks,
             });
         }
+        // Invert the lists once: per passage, its value numbers.
+        let mut per: Vec<u32> = vec![0; passages + 1];
+        for v in filters.iter().flat_map(|k| &k.values) {
+            for &p in &v.passages {
+                per[p as usize + 1] += 1;
+            }
+        }
+        for i in 0..passages {
+            per[i + 1] += per[i];
+        }
+        let mut value_ids = vec![0u32; per[passages] as usize];
+        let mut next = per.clone();
+        for (id, v) in filters.iter().flat_map(|k| &k.values).enumerate() {
+            for &p in &v.passages {
+                value_ids[next[p as usize] as usize] = id as u32;
+                next[p as usize] += 1;
+            }
+        }
         Ok(Self {
             passages,
             filters,
             sorts,
+            values_of: per,
+            value_ids,
         })
     }
 
@@ -339,47 +364,63 @@ impl Facets {
 
     /// Each filter value's number of passages in the whole index.
     pub fn totals(&self) -> Counts {
-        self.filters
-            .iter()
-            .map(|k| {
-                let values = k
-                    .values
-                    .iter()
-                    .map(|v| (v.value.clone(), v.passages.len() as u32))
-                    .collect();
-                (k.key.clone(), values)
-            })
-            .collect()
+        // Maps filled by insertion, not `collect` (whose stable sort would add kilobytes to
+        // the keyword engine).
+        let mut out = Counts::new();
+        for k in &self.filters {
+            let mut values = BTreeMap::new();
+            for v in &k.values {
+                values.insert(v.value.clone(), v.passages.len() as u32);
+            }
+            out.insert(k.key.clone(), values);
+        }
+        out
     }
 
-    fn key(&self, key: &str) -> Result<&FilterKey> {
-        self.filters.iter().find(|k| k.key == key).ok_or_else(|| {
-            let known: Vec<String> = self
-                .filters
-                .iter()
-                .map(|k| format!("`{}`", k.key))
-                .collect();
-            Error::InvalidArgument(if known.is_empty() {
-                format!("unknown filter key `{key}`: this index has no filters")
-            } else {
-                format!(
-                    "unknown filter key `{key}`: this index's filter keys are {}",
-                    known.join(", ")
-                )
-            })
-        })
+    fn key(&self, key: &str) -> Option<&FilterKey> {
+        self.filters.iter().find(|k| k.key == key)
+    }
+
+    /// An error naming every key of `filters` this index does not have, and the keys it has.
+    fn unknown_keys(&self, filters: &Filters) -> Result<()> {
+        let unknown: Vec<String> = (filters.0.keys())
+            .filter(|k| self.key(k).is_none())
+            .map(|k| format!("`{k}`"))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<String> = self
+            .filters
+            .iter()
+            .map(|k| format!("`{}`", k.key))
+            .collect();
+        let s = if unknown.len() > 1 { "s" } else { "" };
+        Err(Error::InvalidArgument(if known.is_empty() {
+            format!(
+                "unknown filter key{s} {}: this index has no filters",
+                unknown.join(", ")
+            )
+        } else {
+            format!(
+                "unknown filter key{s} {}: this index's filter keys are {}",
+                unknown.join(", "),
+                known.join(", ")
+            )
+        }))
     }
 
     /// The passages `filters` let through, or `None` when they ask for nothing. An unknown
     /// key is an error; an unknown value of a known key matches no passage.
     pub fn allowed(&self, filters: &Filters) -> Result<Option<Allowed>> {
+        self.unknown_keys(filters)?;
         if filters.is_empty() {
             return Ok(None);
         }
         let n = self.passages;
         let mut out = Allowed::all(n);
         for (key, cond) in &filters.0 {
-            let fk = self.key(key)?;
+            let Some(fk) = self.key(key) else { continue };
             let list = |value: &str| fk.values.iter().find(|v| v.value == value);
             if !cond.any.is_empty() {
                 let mut any = Allowed::none(n);
@@ -402,25 +443,32 @@ impl Facets {
         Ok(Some(out))
     }
 
-    /// How many of `pool` (passage numbers, each once) carry each filter value; every value
-    /// is listed, with 0 where none does.
+    /// How many of `pool` (passage numbers, each once) carry each filter value: every key,
+    /// with the values that some passage of the pool carries (a value left out counts 0).
     pub fn counts(&self, pool: &[u32]) -> Counts {
-        let mut member = Allowed::none(self.passages);
-        member.set_all(pool);
-        self.filters
-            .iter()
-            .map(|k| {
-                let values = k
-                    .values
-                    .iter()
-                    .map(|v| {
-                        let c = v.passages.iter().filter(|&&p| member.contains(p)).count();
-                        (v.value.clone(), c as u32)
-                    })
-                    .collect();
-                (k.key.clone(), values)
-            })
-            .collect()
+        let mut by_id = vec![0u32; self.filters.iter().map(|k| k.values.len()).sum()];
+        for &p in pool {
+            let p = p as usize;
+            if p < self.passages {
+                let ids = self.values_of[p] as usize..self.values_of[p + 1] as usize;
+                for &id in &self.value_ids[ids] {
+                    by_id[id as usize] += 1;
+                }
+            }
+        }
+        let mut out = Counts::new();
+        let mut id = 0;
+        for k in &self.filters {
+            let mut values = BTreeMap::new();
+            for v in &k.values {
+                if by_id[id] > 0 {
+                    values.insert(v.value.clone(), by_id[id]);
+                }
+                id += 1;
+            }
+            out.insert(k.key.clone(), values);
+        }
+        out
     }
 
     /// Each passage's rank under sort key `key` ([`NO_RANK`] where it has none).
@@ -719,6 +767,12 @@ mod tests {
         assert_eq!(counts["tag"]["a"], 1);
         assert_eq!(counts["tag"]["b"], 2);
         assert_eq!(counts["section"]["Guide"], 1);
+        // Values no passage of the pool carries are left out; every key is there.
+        let two = fc.counts(&[0, 1]);
+        assert_eq!(two["section"].len(), 1);
+        assert_eq!(two["section"]["Guide"], 1);
+        assert_eq!(fc.counts(&[3]).len(), 2);
+        assert!(fc.counts(&[3])["tag"].is_empty());
         assert_eq!(fc.totals()["tag"]["a"], 2);
         // Numeric sort keys order as numbers, not text.
         assert_eq!(fc.sort_ranks("n").unwrap(), [1, 0, 2, NO_RANK]);

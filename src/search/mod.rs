@@ -207,6 +207,10 @@ pub struct Found {
     /// Of those, how many carry each filter value (every key and value of the index, 0
     /// where none does; empty for an index without filters).
     pub counts: Counts,
+    /// The counts the same query would give without its filters (as Pagefind's
+    /// `totalFilters`): what choosing another value of a key would bring. `None` for a
+    /// search without filters (they are `counts`).
+    pub total_counts: Option<Counts>,
 }
 
 /// What narrows or orders a search besides its words: filters, and a sort key to order by
@@ -331,15 +335,24 @@ impl<'a> Searcher<'a> {
         // Every passage with a query word that the filters let through (relevance order
         // comes later): the keyword share of the pool the counts are taken over.
         let mut matched: Vec<(u32, f32)> = Vec::new();
+        // The same without the filters, for the counts an unfiltered search would give.
+        let mut unfiltered: Vec<u32> = Vec::new();
         let browse = terms.is_empty() && mode == Mode::Lexical && !refine.is_empty();
+        let counting = allowed.is_some() && !facets.filters().is_empty();
         if mode != Mode::Dense {
             matched = if browse {
+                if counting {
+                    unfiltered = (0..n).collect();
+                }
                 match &allowed {
                     Some(a) => a.iter().map(|p| (p, 0.0)).collect(),
                     None => (0..n).map(|p| (p, 0.0)).collect(),
                 }
             } else {
                 let mut s = self.index.lexical_scores(&terms, &mut gaps);
+                if counting {
+                    unfiltered = s.iter().map(|x| x.0).collect();
+                }
                 s.retain(|&(p, _)| keep(p));
                 s
             };
@@ -401,14 +414,39 @@ impl<'a> Searcher<'a> {
         } else {
             facets.counts(&pool)
         };
+        let total_counts = if counting {
+            // The meaning share without the filters, from the parts already loaded (it
+            // asks for none: its gaps are dropped).
+            if let (Mode::Dense | Mode::Hybrid, Some(v)) = (mode, query_vector) {
+                let d = self
+                    .index
+                    .dense_ranking(v, depth, None, &mut Gaps::default())?;
+                unfiltered.extend(d.iter().map(|x| x.0));
+            }
+            unfiltered.sort_unstable();
+            unfiltered.dedup();
+            Some(facets.counts(&unfiltered))
+        } else {
+            None
+        };
         if let (Some(ranks), Some(sort)) = (ranks, &refine.sort) {
             // Stable: ties keep their relevance (or index) order; no value sorts last.
+            // The key and the position packed in one u64 for an unstable sort (the stable
+            // sort's code would add kilobytes to the keyword engine).
             let at = |p: u32| ranks.get(p as usize).copied().unwrap_or(NO_RANK);
-            if sort.descending {
-                ranked.sort_by_key(|&(p, _)| (at(p) == NO_RANK, std::cmp::Reverse(at(p))));
-            } else {
-                ranked.sort_by_key(|&(p, _)| at(p));
-            }
+            let mut order: Vec<u64> = (ranked.iter().enumerate())
+                .map(|(i, &(p, _))| {
+                    let r = at(p);
+                    let key = match (sort.descending, r == NO_RANK) {
+                        (_, true) => u32::MAX,
+                        (true, false) => u32::MAX - 1 - r,
+                        (false, false) => r,
+                    };
+                    (key as u64) << 32 | i as u64
+                })
+                .collect();
+            order.sort_unstable();
+            ranked = order.iter().map(|&o| ranked[o as u32 as usize]).collect();
         }
         let in_top = |list: &[u32], p: u32| list.iter().take(depth).any(|&x| x == p);
         let mut hits = Vec::with_capacity(k.min(ranked.len()));
@@ -442,6 +480,7 @@ impl<'a> Searcher<'a> {
             gaps,
             total: pool.len(),
             counts,
+            total_counts,
         })
     }
 }

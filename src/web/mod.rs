@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::index::facets::{Counts, Filters, Sort};
+use crate::index::facets::{Condition, Counts, Filters, Sort};
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
 use crate::search::{Found, Hit, Mode, Refine, Searcher, Why};
@@ -85,6 +85,10 @@ struct WebResults {
     /// Of those, how many carry each filter value: `{ key: { value: count } }` (every key
     /// and value of the index; empty for an index without filters).
     counts: Counts,
+    /// The counts without the filters (Pagefind's `totalFilters`); left out for a search
+    /// without filters (they are `counts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_counts: Option<Counts>,
 }
 
 /// Milliseconds spent in one search call.
@@ -105,22 +109,101 @@ struct SearchOptions {
     k: Option<usize>,
     /// `hybrid` (default), `dense` or `lexical`.
     mode: Option<String>,
-    /// Filter values by key ([`Filters`]): `{ section: "Guide", tag: ["a", "b"], year: {
-    /// none: "2019" } }`. An unknown key is an error naming the index's keys.
-    filters: Option<Filters>,
-    /// Order by a sort key instead of relevance: `{ date: "desc" }` (Pagefind's shape) or
-    /// `"date:desc"`.
-    sort: Option<SortIn>,
     /// Where to embed and scan: `auto` (default: `initGpu`'s choice), `cpu` or `webgpu`.
     backend: Option<String>,
+    /// `filters` and `sort`, read by hand ([`filters_from_js`], [`sort_from_js`]): serde's
+    /// untagged enums would add a fifth to the keyword engine's size.
+    #[serde(skip)]
+    refine: Refine,
 }
 
-/// The `sort` option's two shapes.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SortIn {
-    Text(String),
-    Object(std::collections::BTreeMap<String, String>),
+/// A JavaScript string, or array of strings, as a list.
+fn strings(v: &JsValue, what: &str) -> Result<Vec<String>, JsError> {
+    if let Some(s) = v.as_string() {
+        return Ok(vec![s]);
+    }
+    if js_sys::Array::is_array(v) {
+        return js_sys::Array::from(v)
+            .iter()
+            .map(|x| {
+                x.as_string().ok_or_else(|| {
+                    JsError::new(&format!("search options: {what}: every value is a string"))
+                })
+            })
+            .collect();
+    }
+    Err(JsError::new(&format!(
+        "search options: {what}: expected a value, a list of values, or {{ any, all, none }}"
+    )))
+}
+
+/// A plain object's entries (not an array, not null).
+fn entries(v: &JsValue, what: &str) -> Result<Vec<(String, JsValue)>, JsError> {
+    match v.dyn_ref::<js_sys::Object>() {
+        Some(o) if !js_sys::Array::is_array(v) && v.as_string().is_none() => {
+            Ok(js_sys::Object::entries(o)
+                .iter()
+                .map(|e| {
+                    let pair = js_sys::Array::from(&e);
+                    (pair.get(0).as_string().unwrap_or_default(), pair.get(1))
+                })
+                .collect())
+        }
+        _ => Err(JsError::new(&format!(
+            "search options: `{what}` is an object"
+        ))),
+    }
+}
+
+/// The `filters` option: `{ key: "value" | ["v1", "v2"] | { any, all, none } }`.
+fn filters_from_js(v: &JsValue) -> Result<Filters, JsError> {
+    let mut out = Filters::default();
+    if v.is_undefined() || v.is_null() {
+        return Ok(out);
+    }
+    for (key, value) in entries(v, "filters")? {
+        let what = format!("filter `{key}`");
+        let mut c = Condition::default();
+        if value.as_string().is_some() || js_sys::Array::is_array(&value) {
+            c.any = strings(&value, &what)?;
+        } else {
+            for (op, values) in entries(&value, &what)? {
+                let list = strings(&values, &what)?;
+                match op.as_str() {
+                    "any" => c.any = list,
+                    "all" => c.all = list,
+                    "none" => c.none = list,
+                    other => {
+                        return Err(JsError::new(&format!(
+                            "search options: {what}: unknown `{other}`, expected `any`, `all` \
+                             or `none`"
+                        )))
+                    }
+                }
+            }
+        }
+        out.0.insert(key, c);
+    }
+    Ok(out)
+}
+
+/// The `sort` option: `"date:desc"`, or `{ date: "desc" }` (Pagefind's shape).
+fn sort_from_js(v: &JsValue) -> Result<Option<Sort>, JsError> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    let text = match v.as_string() {
+        Some(s) => s,
+        None => match entries(v, "sort")?.as_slice() {
+            [(key, order)] => format!("{key}:{}", order.as_string().unwrap_or_default()),
+            _ => {
+                return Err(JsError::new(
+                    "search options: `sort` names one key, as { date: \"desc\" }",
+                ))
+            }
+        },
+    };
+    text.parse::<Sort>().map(Some).map_err(js_err)
 }
 
 impl SearchOptions {
@@ -142,39 +225,24 @@ impl SearchOptions {
                     }
                 }
             }
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("search options: {e}")))?
+            let mut o: SearchOptions = serde_wasm_bindgen::from_value(options.clone())
+                .map_err(|e| JsError::new(&format!("search options: {e}")))?;
+            let get = |name: &str| js_sys::Reflect::get(&options, &name.into()).unwrap_or_default();
+            o.refine = Refine {
+                filters: filters_from_js(&get("filters"))?,
+                sort: sort_from_js(&get("sort"))?,
+            };
+            o
         };
         if let Some(b) = o.backend.as_deref() {
             wants_gpu(Some(b), false)?;
         }
-        o.refine()?;
         Ok(o)
     }
 
     /// The filters and sort key asked for.
-    fn refine(&self) -> Result<Refine, JsError> {
-        let sort = match &self.sort {
-            None => None,
-            Some(SortIn::Text(s)) => Some(s.parse::<Sort>().map_err(js_err)?),
-            Some(SortIn::Object(o)) => {
-                let mut it = o.iter();
-                match (it.next(), it.next()) {
-                    (Some((key, order)), None) => {
-                        Some(format!("{key}:{order}").parse::<Sort>().map_err(js_err)?)
-                    }
-                    _ => {
-                        return Err(JsError::new(
-                            "search options: `sort` names one key, as { date: \"desc\" }",
-                        ))
-                    }
-                }
-            }
-        };
-        Ok(Refine {
-            filters: self.filters.clone().unwrap_or_default(),
-            sort,
-        })
+    fn refine(&self) -> &Refine {
+        &self.refine
     }
 
     fn k(&self) -> usize {
@@ -267,6 +335,7 @@ fn results(
         missing: found.gaps.missing,
         total: found.total,
         counts: found.counts,
+        total_counts: found.total_counts,
     };
     to_js(&out)
 }
@@ -495,7 +564,7 @@ impl Engine {
         {
             let out = options.and_then(|o| {
                 let mode: Mode = o.mode_name().parse().map_err(js_err)?;
-                self.search_refined(None, &query, o.k(), mode, &o.refine()?)
+                self.search_refined(None, &query, o.k(), mode, o.refine())
             });
             match out {
                 Ok(v) => js_sys::Promise::resolve(&v),

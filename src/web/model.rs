@@ -142,8 +142,8 @@ pub(super) fn search(
         };
         let t1 = crate::clock::now_ms();
         timings.encode_ms = if vector.is_some() { t1 - t0 } else { 0.0 };
-        let refine = options.refine()?;
-        let (ran, found) = rank(&index, state, vector, &query, k, mode, backend, &refine).await?;
+        let refine = options.refine();
+        let (ran, found) = rank(&index, state, vector, &query, k, mode, backend, refine).await?;
         timings.search_ms = crate::clock::now_ms() - t1;
         Ok(results(ran, found, on, timings)?)
     })
@@ -335,7 +335,7 @@ async fn search_sharded(
     let ran = mode.runs_as(vector.is_some(), &query);
     let index = sharded.borrow();
     let found = Searcher::new(&*index)
-        .find_refined(vector.as_deref(), None, &query, k, mode, &options.refine()?)
+        .find_refined(vector.as_deref(), None, &query, k, mode, options.refine())
         .map_err(js_err)?;
     timings.search_ms = crate::clock::now_ms() - t1;
     Ok(results(ran, found, on, timings)?)

@@ -135,6 +135,57 @@ test('keyboard: / focuses, arrows move, Enter opens, Esc closes', async () => {
   await context.close();
 });
 
+// The demo corpus's records carry a `topic` filter (scripts/paper-topics.py).
+const TOPIC = new Map(fs.readFileSync(path.join(ROOT, 'www/data/papers.jsonl'), 'utf8').split('\n').filter(Boolean)
+  .map((l) => JSON.parse(l)).map((r) => [r._id, r.filters.topic]));
+
+test('a topic chip narrows the results, with counts, by mouse and by keyboard', async () => {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+  const page = await newPage(context);
+  await page.goto(server.url);
+  await waitForState(page, 'ready');
+  const chip = (value) => page.locator(`cairn-search .chip[data-key="topic"][data-value="${value}"]`);
+  // Before a search the chips count the whole corpus.
+  const vision = [...TOPIC.values()].filter((t) => t === 'Vision').length;
+  assert.equal(await chip('Vision').locator('.count').textContent(), `(${vision})`);
+  const before = await search(page, 'efficient training of large models', 'hybrid');
+  assert.ok(before.hits.some((h) => TOPIC.get(h.id) !== 'Vision'), 'unfiltered results mix topics');
+  const shown = await chip('Vision').locator('.count').textContent();
+  assert.equal(shown, `(${before.counts.topic.Vision})`, 'the chip shows the count for the query');
+  await chip('Vision').click();
+  await page.waitForFunction(() => {
+    const r = document.querySelector('cairn-search').lastResults;
+    return r.filters?.topic?.includes('Vision') && r.hits.length > 0;
+  }, null, { timeout: 60000 });
+  const after = await page.evaluate(() => document.querySelector('cairn-search').lastResults);
+  assert.equal(await chip('Vision').getAttribute('aria-pressed'), 'true');
+  assert.ok(after.hits.every((h) => TOPIC.get(h.id) === 'Vision'), 'only Vision papers');
+  assert.equal(after.hits.length, 8, 'a full page: the filter applies before ranking');
+  assert.equal(after.counts.topic.Vision, after.total);
+  assert.equal(after.counts.topic.Language ?? 0, 0, 'a value no result carries is left out (0)');
+  assert.equal(await chip('Vision').locator('.count').textContent(), `(${after.total})`);
+  // The other topics show what the query has without the filter (what choosing them adds).
+  assert.ok(after.totalCounts.topic.Language > 0);
+  assert.equal(await chip('Language').locator('.count').textContent(), `(${after.totalCounts.topic.Language})`);
+  const ids = await page.locator('cairn-search li[role=option]').evaluateAll((lis) => lis.length);
+  assert.equal(ids, after.hits.length);
+  await page.screenshot({ path: artifact('demo-filter.png') });
+  // Keyboard: Tab from the input reaches the chips; Space toggles the chosen one off.
+  await page.locator('cairn-search input').focus();
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.querySelector('cairn-search').shadowRoot.activeElement?.className);
+  assert.match(first || '', /chip/);
+  await chip('Vision').focus();
+  await page.keyboard.press('Space');
+  await page.waitForFunction(() => {
+    const r = document.querySelector('cairn-search').lastResults;
+    return !r.filters && r.query === 'efficient training of large models';
+  }, null, { timeout: 60000 });
+  assert.equal(await chip('Vision').getAttribute('aria-pressed'), 'false');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a second visit downloads neither index nor model', async () => {
   const context = await browser.newContext();
   const page = await newPage(context);

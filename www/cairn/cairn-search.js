@@ -15,7 +15,15 @@
 //                     service-worker (URL of cairn-sw.js, or of a script that imports it,
 //                     at or above this page: registered, then told what to keep once search
 //                     is ready, so the page and its search work offline on the next visit),
-//                     offline-files (more URLs for it to keep: files the page fetches later)
+//                     offline-files (more URLs for it to keep: files the page fetches later),
+//                     filters (filters chosen at the start: "section:Guide, tag:rust"),
+//                     sort (order by a sort key instead of relevance: "date:desc")
+// Filters:            an index built from pages with data-cairn-filter shows its filter
+//                     values as toggle buttons with counts (for the query typed, or the
+//                     whole index); values of one key are alternatives (any of them), keys
+//                     combine (all of them). With a filter chosen and nothing typed, the
+//                     results list what it selects. Results show their data-cairn-meta date
+//                     and image.
 // Attributes written: data-state   loading | keyword | ready | error
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
@@ -27,7 +35,8 @@
 //                                  | partial (some files could not be kept) | unavailable
 //                                  (no service worker here, or it failed; the details say)
 // Events:             cairn-state   { state, message, detail }
-//                     cairn-results { query, mode, hits, timings }
+//                     cairn-results { query, mode, hits, timings, total, counts, totalCounts,
+//                                     filters }
 // Properties:         lastResults   the detail of the last cairn-results event
 
 const STYLE = `
@@ -62,9 +71,37 @@ mark { background: #ffe58a; color: inherit; padding: 0 .05em; border-radius: .15
 .badge.meaning { color: #1f5fbf; }
 .badge.both { color: #1d7a3a; }
 .empty { padding: .6em .8em; color: #5b6570; }
+.filters { display: flex; flex-wrap: wrap; gap: .3em .8em; margin: .4em .2em 0; font-size: .85em; }
+.filters[hidden] { display: none; }
+.fkey { display: flex; flex-wrap: wrap; gap: .3em; align-items: center; }
+.fkey > span { color: #5b6570; }
+.chip { font: inherit; padding: .15em .6em; border: 1px solid #9aa3ad; border-radius: 1em;
+  background: Canvas; color: CanvasText; cursor: pointer; }
+.chip[aria-pressed="true"] { background: #2f6fdf; border-color: #2f6fdf; color: #fff; }
+.chip:focus-visible { outline: 2px solid #2f6fdf; outline-offset: 1px; }
+.chip .count { opacity: .75; margin-left: .3em; }
+.chip.zero { opacity: .55; }
+.meta { display: flex; gap: .6em; align-items: center; font-size: .8em; color: #5b6570; margin-top: .2em; }
+.meta img { max-height: 2.5em; max-width: 4em; border-radius: .2em; }
 `;
 
-const BADGE = { keyword: 'keyword', meaning: 'meaning', both: 'keyword + meaning' };
+// Values shown per filter key before its "more" button (chosen values always show).
+const CHIPS_SHOWN = 12;
+
+// "section:Guide, tag:rust" -> { section: ['Guide'], tag: ['rust'] }
+function parseFilters(text) {
+  const out = {};
+  for (const part of (text || '').split(',')) {
+    const at = part.indexOf(':');
+    if (at <= 0) continue;
+    const key = part.slice(0, at).trim();
+    const value = part.slice(at + 1).trim();
+    if (key && value) (out[key] ||= []).includes(value) || out[key].push(value);
+  }
+  return out;
+}
+
+const BADGE = { keyword: 'keyword', meaning: 'meaning', both: 'keyword + meaning', filter: 'filter' };
 let instances = 0;
 
 function mb(bytes) {
@@ -175,7 +212,16 @@ class CairnSearch extends HTMLElement {
     this.list.id = `${this.uid}-list`;
     this.list.setAttribute('role', 'listbox');
     this.list.hidden = true;
-    box.append(this.input, this.statusLine, this.list);
+    this.filterBar = document.createElement('div');
+    this.filterBar.className = 'filters';
+    this.filterBar.setAttribute('role', 'group');
+    this.filterBar.setAttribute('aria-label', 'Filters');
+    this.filterBar.hidden = true;
+    this.chosen = {}; // key -> [values]: any of a key's values, all of the keys
+    this.facets = null; // { filters: { key: { value: total } }, sortKeys }
+    this.counts = null; // the last results' counts, for the chips
+    this.expanded = new Set(); // keys whose every value is shown
+    box.append(this.input, this.filterBar, this.statusLine, this.list);
     root.append(box);
 
     this.input.addEventListener('input', () => this.query());
@@ -192,6 +238,7 @@ class CairnSearch extends HTMLElement {
     document.addEventListener('keydown', this.onGlobalKey);
     if (this.worker) return;
     this.setState('loading', 'Loading search…');
+    this.chosen = parseFilters(this.getAttribute('filters'));
     const base = new URL(this.getAttribute('index') || './_cairn/', document.baseURI).href;
     try {
       this.worker = new Worker(new URL('./cairn-worker.js', import.meta.url), { type: 'module' });
@@ -377,11 +424,25 @@ class CairnSearch extends HTMLElement {
         if (msg.seq < this.shownSeq || msg.seq !== this.seq) return; // stale
         this.shownSeq = msg.seq;
         this.dataset.mode = msg.mode;
-        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, missing: msg.missing || [], parts: msg.parts, build: msg.build };
+        this.lastResults = { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, missing: msg.missing || [], parts: msg.parts, build: msg.build, total: msg.total, counts: msg.counts, totalCounts: msg.totalCounts, filters: this.chosenFilters() };
+        this.counts = msg.counts && Object.keys(msg.counts).length ? { within: msg.counts, without: msg.totalCounts || msg.counts } : null;
+        this.renderFilters();
         this.render(msg.hits, msg.query, undefined, msg.missing || []);
         this.dispatchEvent(new CustomEvent('cairn-results', {
-          detail: { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings },
+          detail: { query: msg.query, mode: msg.mode, hits: msg.hits, timings: msg.timings, total: msg.total, counts: msg.counts, totalCounts: msg.totalCounts, filters: this.lastResults.filters },
         }));
+        break;
+      case 'facets':
+        this.facets = { filters: msg.filters || {}, sortKeys: msg.sortKeys || [] };
+        // Chosen filters the index does not have are dropped (and said in the console).
+        for (const key of Object.keys(this.chosen)) {
+          if (!(key in this.facets.filters)) {
+            console.warn(`<cairn-search>: this index has no filter "${key}"`);
+            delete this.chosen[key];
+          }
+        }
+        this.renderFilters();
+        if (this.hasFilters() && this.input.value.trim()) this.query();
         break;
       case 'prefetch':
         // A sharded index's idle prefetch: `done` once every part was tried.
@@ -395,11 +456,24 @@ class CairnSearch extends HTMLElement {
     }
   }
 
+  hasFilters() {
+    return Object.values(this.chosen).some((v) => v.length);
+  }
+
+  // The chosen filters as the engine takes them (undefined for none).
+  chosenFilters() {
+    if (!this.hasFilters()) return undefined;
+    return Object.fromEntries(Object.entries(this.chosen).filter(([, v]) => v.length).map(([k, v]) => [k, [...v]]));
+  }
+
   query() {
     const q = this.input.value;
     this.seq += 1;
-    if (!q.trim()) {
+    // Nothing typed: the chosen filters' listing, or nothing (and the chips show totals).
+    if (!q.trim() && !this.hasFilters()) {
       this.shownSeq = this.seq;
+      this.counts = null;
+      this.renderFilters();
       this.render([], '');
       return;
     }
@@ -409,7 +483,81 @@ class CairnSearch extends HTMLElement {
       query: q,
       k: this.resultCount,
       mode: this.getAttribute('mode') || 'hybrid',
+      filters: this.chosenFilters(),
+      sort: this.getAttribute('sort') || undefined,
     });
+  }
+
+  toggleFilter(key, value) {
+    const list = (this.chosen[key] ||= []);
+    const at = list.indexOf(value);
+    if (at >= 0) list.splice(at, 1);
+    else list.push(value);
+    this.renderFilters();
+    this.query();
+  }
+
+  // One toggle button per filter value, with its count for the results on screen (or the
+  // whole index before a search); a key's chosen values always show, the rest up to
+  // CHIPS_SHOWN by count, then a "more" button. Text only (values come from the index).
+  renderFilters() {
+    const all = this.facets?.filters || {};
+    const keys = Object.keys(all);
+    this.filterBar.hidden = keys.length === 0;
+    const focused = this.shadowRoot.activeElement;
+    const refocus = focused && focused.classList.contains('chip') ? [focused.dataset.key, focused.dataset.value] : null;
+    this.filterBar.replaceChildren();
+    for (const key of keys) {
+      const group = document.createElement('div');
+      group.className = 'fkey';
+      group.setAttribute('role', 'group');
+      group.setAttribute('aria-label', key);
+      const label = document.createElement('span');
+      label.textContent = `${key}:`;
+      group.append(label);
+      const chosen = this.chosen[key] || [];
+      // A value's count: in the results on screen; for an unchosen value of a key already
+      // narrowed, what the query has without the filters (what choosing it would add).
+      const count = (v) => {
+        if (!this.counts) return all[key][v];
+        const from = chosen.length && !chosen.includes(v) ? this.counts.without : this.counts.within;
+        return from[key]?.[v] ?? 0;
+      };
+      const values = Object.keys(all[key]).sort((a, b) => count(b) - count(a) || a.localeCompare(b));
+      const shown = this.expanded.has(key) ? values : values.filter((v, i) => i < CHIPS_SHOWN || chosen.includes(v));
+      for (const value of shown) {
+        const chip = document.createElement('button');
+        chip.type = 'button';
+        chip.className = 'chip';
+        chip.dataset.key = key;
+        chip.dataset.value = value;
+        const on = chosen.includes(value);
+        chip.setAttribute('aria-pressed', String(on));
+        const n = count(value);
+        if (!n && !on) chip.classList.add('zero');
+        chip.append(document.createTextNode(value));
+        const c = document.createElement('span');
+        c.className = 'count';
+        c.textContent = `(${n})`;
+        chip.append(c);
+        chip.setAttribute('aria-label', `${key}: ${value}, ${n} ${n === 1 ? 'result' : 'results'}`);
+        chip.addEventListener('click', () => this.toggleFilter(key, value));
+        group.append(chip);
+        if (refocus && refocus[0] === key && refocus[1] === value) queueMicrotask(() => chip.focus());
+      }
+      if (shown.length < values.length) {
+        const more = document.createElement('button');
+        more.type = 'button';
+        more.className = 'chip more';
+        more.textContent = `${values.length - shown.length} more`;
+        more.addEventListener('click', () => {
+          this.expanded.add(key);
+          this.renderFilters();
+        });
+        group.append(more);
+      }
+      this.filterBar.append(group);
+    }
   }
 
   render(hits, query, error, missing = []) {
@@ -444,18 +592,39 @@ class CairnSearch extends HTMLElement {
       ex.className = 'excerpt';
       appendMarked(ex, hit.excerpt || '', hit.marks);
       a.append(ex);
+      const meta = hit.meta || {};
+      if (meta.date || meta.image) {
+        const m = document.createElement('span');
+        m.className = 'meta';
+        const src = meta.image && safeHref(meta.image);
+        if (src) {
+          const img = document.createElement('img');
+          img.src = src;
+          img.alt = '';
+          img.loading = 'lazy';
+          m.append(img);
+        }
+        if (meta.date) {
+          const d = document.createElement('span');
+          d.className = 'date';
+          d.textContent = meta.date;
+          m.append(d);
+        }
+        a.append(m);
+      }
       li.append(a);
       li.addEventListener('mousedown', (e) => e.preventDefault()); // keep focus in the input
       this.list.append(li);
     });
-    if (!hits.length && query.trim()) {
+    const listing = query.trim() || this.hasFilters();
+    if (!hits.length && listing) {
       const li = document.createElement('li');
       li.className = 'empty';
       li.textContent = error ? `Search failed: ${error}` : 'No results';
       this.list.append(li);
     }
     // Parts of a sharded index that could not be had: said, with the other results above.
-    if (missing.length && query.trim()) {
+    if (missing.length && listing) {
       const li = document.createElement('li');
       li.className = 'empty missing';
       const first = missing[0];
@@ -463,7 +632,7 @@ class CairnSearch extends HTMLElement {
       li.textContent = `Some results could not be loaded: ${first.reason}${more}`;
       this.list.append(li);
     }
-    this.open(query.trim() !== '');
+    this.open(Boolean(listing));
   }
 
   open(yes) {

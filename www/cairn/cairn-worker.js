@@ -277,6 +277,8 @@ async function loadIndex(manifestBytes) {
     return info;
   });
   indexReady = true;
+  // The index's filters (each value's passage count) and sort keys, for a filter panel.
+  post({ type: 'facets', filters: engine.filters, sortKeys: engine.sortKeys });
   const waiting = keywordFiles && modelState === 'none';
   state('keyword', waiting ? 'Keyword search ready' : 'Keyword search ready; loading the model…', {
     passages: manifest.passages,
@@ -581,6 +583,8 @@ async function runPending() {
     // One engine call: it embeds when the model is in and the mode needs it, and says
     // which mode answered (keywords until the model is loaded).
     const options = { k: job.k || 8, mode: job.mode || 'hybrid' };
+    if (job.filters && Object.keys(job.filters).length) options.filters = job.filters;
+    if (job.sort) options.sort = job.sort;
     const out = sharded ? await searchSharded(job.query, options) : await engine.search(job.query, options);
     post({
       type: 'results',
@@ -588,6 +592,9 @@ async function runPending() {
       query: job.query,
       mode: out.mode,
       hits: out.hits,
+      total: out.total,
+      counts: out.counts,
+      totalCounts: out.totalCounts,
       backend: out.backend,
       timings: out.timings,
       missing: (out.missing || []).map((file) => ({ file, reason: partErrors.get(file)?.message || 'not available' })),
@@ -624,7 +631,7 @@ self.onmessage = (event) => {
         modelTimer = null;
         modelDue = Infinity;
       }
-      pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode };
+      pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode, filters: msg.filters, sort: msg.sort };
       schedule();
       break;
     case 'retry':

@@ -439,7 +439,7 @@ pub fn filters(dir: &Path, queries: &Path, n: usize, write: Option<&Path>) -> Re
             f(r#"{"group": {"none": "g7"}}"#)?,
         ),
         (
-            "tag = t123 (1 passage of 5,000 values)",
+            "tag = t123 (2 passages; 5,000 values)",
             &filtered,
             f(r#"{"tag": "t123"}"#)?,
         ),
@@ -499,6 +499,14 @@ pub fn filters(dir: &Path, queries: &Path, n: usize, write: Option<&Path>) -> Re
         ));
         eprintln!("{name}: {}", cells.join(", "));
     }
+    md.push_str(
+        "\nWhat an index with filters costs a search that uses none is the counts: each \
+         answer lists how many matches carry each value, so a query matching thousands of \
+         passages, each with its own `tag`, lists thousands of values (the lexical rows). A \
+         filter itself costs a bitmap over the passages; it narrows the keyword matches and \
+         the dense scan before ranking, so every case still fills its ten results where ten \
+         passages pass (`tag = t123` has two).\n",
+    );
     println!("{md}");
     if let Some(path) = write {
         update_section(path, "filters", &md)?;

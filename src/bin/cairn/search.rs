@@ -118,6 +118,8 @@ struct Printed<'a> {
     hits: &'a [cairn::Hit],
     total: usize,
     counts: &'a cairn::index::facets::Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_counts: Option<&'a cairn::index::facets::Counts>,
 }
 
 pub fn search(
@@ -163,6 +165,7 @@ pub fn search(
             hits,
             total: found.total,
             counts: &found.counts,
+            total_counts: found.total_counts.as_ref(),
         };
         println!("{}", serde_json::to_string_pretty(&printed)?);
         return Ok(());
