@@ -177,7 +177,17 @@ fn fixture_pages_carry_their_filters_meta_and_sort_keys() {
         ("/guide/threads.html", &[("section", &["Guide"])], &[], &[]),
         ("/guide/boxes.html", &[("section", &["Guide"])], &[], &[]),
         ("/", &[], &[], &[]),
-        ("/hostile.html", &[], &[], &[]),
+        // Markup and a javascript: address in meta stay text (the element shows no image
+        // for the latter: tests/e2e/demo.test.mjs).
+        (
+            "/hostile.html",
+            &[],
+            &[
+                ("date", "<img src=x onerror=\"window.__cairnPwned='meta'\">"),
+                ("image", "javascript:window.__cairnPwned='meta-image'"),
+            ],
+            &[],
+        ),
     ];
     for (url, f, m, s) in pages {
         let of_page: Vec<&Passage> = passages.iter().filter(|p| p.url == *url).collect();

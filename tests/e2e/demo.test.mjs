@@ -16,7 +16,8 @@ before(async () => {
     path.join(ROOT, 'target/e2e/site-index'),
   );
   server = await startServer({
-    mounts: { '/': path.join(ROOT, 'www'), '/site-index/': siteIndex },
+    // The fixture site's images too: its blog pages name one as their meta image.
+    mounts: { '/': path.join(ROOT, 'www'), '/site-index/': siteIndex, '/img/': path.join(ROOT, 'tests/fixtures/site/img') },
     pages: {
       '/hostile.html': `<!doctype html><meta charset="utf-8"><title>hostile</title>
         <link rel="icon" href="/favicon.svg">
@@ -213,15 +214,25 @@ test('hostile HTML in a page renders as text and runs nothing', async () => {
   assert.equal(hit.title, 'Hostile page <b>bold</b>');
   const rendered = await page.evaluate(() => {
     const list = document.querySelector('cairn-search').shadowRoot.querySelector('ul');
+    const mine = [...list.querySelectorAll('li')].find((li) => li.querySelector('a')?.getAttribute('href')?.includes('hostile.html'));
     return {
       title: list.querySelector('.title').textContent,
       elements: [...list.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()),
       hrefs: [...list.querySelectorAll('a[href]')].map((a) => a.getAttribute('href')),
+      images: [...list.querySelectorAll('img')].map((i) => i.getAttribute('src')),
+      hostileDate: mine?.querySelector('.meta .date')?.textContent ?? null,
+      hostileImages: mine ? mine.querySelectorAll('img').length : null,
       pwned: window.__cairnPwned ?? null,
     };
   });
   assert.equal(rendered.title, 'Hostile page <b>bold</b>');
-  assert.deepEqual([...new Set(rendered.elements)].filter((t) => !['li', 'a', 'span', 'mark'].includes(t)), []);
+  // Meta from the page: the date is text, the javascript: image is not shown; the only
+  // images are other pages' meta images, at http(s) addresses of this site.
+  assert.equal(hit.meta.image, "javascript:window.__cairnPwned='meta-image'");
+  assert.equal(rendered.hostileDate, `<img src=x onerror="window.__cairnPwned='meta'">`);
+  assert.equal(rendered.hostileImages, 0);
+  assert.ok(rendered.images.every((src) => src.startsWith(server.url)), rendered.images.join(' '));
+  assert.deepEqual([...new Set(rendered.elements)].filter((t) => !['li', 'a', 'span', 'mark', 'img'].includes(t)), []);
   assert.ok(rendered.hrefs.every((h) => h.startsWith(server.url)), rendered.hrefs.join(' '));
   assert.equal(rendered.pwned, null, 'no script from the page ran');
   await page.screenshot({ path: artifact('hostile.png') });
