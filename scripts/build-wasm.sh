@@ -86,7 +86,9 @@ public/_cairn --ui <this folder>`), then add to any page:
 
 Or drive the engine yourself: `import init, { Engine } from "cairn-search"`, then
 `engine.loadIndex(bytes)`, `engine.loadModel(bytes)`, then
-`await engine.search(query, { k: 10, mode: "hybrid" })`.
+`await engine.search(query, { k: 10, mode: "hybrid" })` (add `filters: { section: "Guide" }`
+or `sort: { date: "desc" }` for an index built from pages with `data-cairn-filter` or
+`data-cairn-sort`; `engine.filters` lists the index's filter values with their counts).
 MD
 mkdir -p www/cairn
 cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword.js \

@@ -250,6 +250,10 @@ fn counts_match_a_count_by_hand() {
             count(&found.counts, "tag", "rust"),
             by_hand(|p| has(p, "section", "Blog") && has(p, "tag", "rust")).len() as u32
         );
+        // Only stop words is not "no words": nothing matches, nothing is listed.
+        assert!(find(index, None, "the of", 50, Mode::Lexical, &refine)
+            .hits
+            .is_empty());
         // No filter, no sort, no words: nothing, as before filters existed.
         assert!(find(index, None, "", 10, Mode::Lexical, &Refine::default())
             .hits

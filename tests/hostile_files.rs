@@ -23,6 +23,15 @@ use cairn::index::sharded::{build_sharded, ShardOptions, ShardedFiles, ShardedIn
 use cairn::index::{build_index, Index, Passage};
 use cairn::{Encoder, Error, Mode, Role, Searcher};
 
+/// A passage with filters and sort keys, so the forged files have facet sections too.
+fn with_facets(mut p: Passage) -> Passage {
+    let i: usize = p.id[1..].parse().unwrap_or(0);
+    p.filters
+        .insert("tag".into(), vec![format!("t{}", i % 3), "all".into()]);
+    p.sort.insert("n".into(), format!("{}", (i * 5) % 7));
+    p
+}
+
 /// A small real index (the tiny model's vectors; the bytes are what matter here).
 fn index_bytes() -> &'static (Vec<u8>, Encoder) {
     static CELL: OnceLock<(Vec<u8>, Encoder)> = OnceLock::new();
@@ -41,6 +50,7 @@ fn index_bytes() -> &'static (Vec<u8>, Encoder) {
                 ),
                 ..Default::default()
             })
+            .map(with_facets)
             .collect();
         let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
         let vectors = enc.embed(&texts, Role::Document).unwrap();
@@ -58,13 +68,15 @@ fn sharded_files() -> &'static ShardedFiles {
         let index = Index::from_bytes(bytes.clone()).unwrap();
         let texts: Vec<String> = index.passages().iter().map(Passage::indexed_text).collect();
         let vectors = enc.embed(&texts, Role::Document).unwrap();
+        // The passage table keeps no filters: put them back for the sharded build.
+        let passages: Vec<Passage> = index.passages().iter().cloned().map(with_facets).collect();
         let opts = ShardOptions {
             shard_rows: 4,
             chunk_bytes: 64,
             text_bytes: 300,
             probe_rows: 4,
         };
-        build_sharded(index.passages(), &vectors, enc.fingerprint(), "tiny", &opts).unwrap()
+        build_sharded(&passages, &vectors, enc.fingerprint(), "tiny", &opts).unwrap()
     })
 }
 
@@ -85,6 +97,7 @@ fn exercise_sharded(meta: Vec<u8>, parts: &[(String, Vec<u8>)], enc: &Encoder) {
     }
     let s = Searcher::new(&index);
     let v = enc.embed(&["threads"], Role::Query).unwrap().pop().unwrap();
+    refined(&s, &v);
     for mode in [Mode::Hybrid, Mode::Dense, Mode::Lexical] {
         let _ = s.find(Some(&v), None, "threads boxes passage", 5, mode);
     }
@@ -117,9 +130,26 @@ fn bundle_header_len() -> usize {
 }
 
 /// Searches a loaded index every way, to show a file that loaded is safe to use.
+/// Filtered, sorted and listing searches (errors allowed, panics not).
+fn refined(s: &Searcher, v: &[f32]) {
+    let filters: cairn::index::facets::Filters =
+        serde_json::from_str(r#"{"tag": {"any": ["t1", "t2"], "none": "t2"}}"#).unwrap();
+    for sort in [None, Some("n"), Some("n:desc")] {
+        let refine = cairn::search::Refine {
+            filters: filters.clone(),
+            sort: sort.map(|s| s.parse().unwrap()),
+        };
+        for mode in [Mode::Hybrid, Mode::Dense, Mode::Lexical] {
+            let _ = s.find_refined(Some(v), None, "threads", 5, mode, &refine);
+            let _ = s.find_refined(None, None, "", 5, mode, &refine);
+        }
+    }
+}
+
 fn exercise(index: &Index, enc: &Encoder) {
     let s = Searcher::new(index);
     let v = enc.embed(&["threads"], Role::Query).unwrap().pop().unwrap();
+    refined(&s, &v);
     for mode in [Mode::Hybrid, Mode::Dense, Mode::Lexical] {
         let _ = s.search(Some(&v), "threads boxes", 5, mode);
     }

@@ -91,11 +91,11 @@ pub struct Facets {
     passages: usize,
     filters: Vec<FilterKey>,
     sorts: Vec<SortColumn>,
-    /// Each passage's filter values, as numbers in key-then-value order (`values_of[p]..
-    /// values_of[p + 1]` in `value_ids`): counting walks the pool, not every value, so a
-    /// tag cloud of thousands costs nothing per search.
-    values_of: Vec<u32>,
-    value_ids: Vec<u32>,
+    /// Every (passage, value number) pair, by passage (values numbered key after key):
+    /// counting walks these beside the sorted pool, not every value's list, so a tag cloud
+    /// of thousands costs little per search; as long as the lists (bounded by the file's
+    /// bytes, whatever passage count a file claims).
+    by_passage: Vec<(u32, u32)>,
 }
 
 fn cut(s: &str, max: usize) -> &str {
@@ -297,30 +297,17 @@ impl Facets {
                 ranks,
             });
         }
-        // Invert the lists once: per passage, its value numbers.
-        let mut per: Vec<u32> = vec![0; passages + 1];
-        for v in filters.iter().flat_map(|k| &k.values) {
-            for &p in &v.passages {
-                per[p as usize + 1] += 1;
-            }
-        }
-        for i in 0..passages {
-            per[i + 1] += per[i];
-        }
-        let mut value_ids = vec![0u32; per[passages] as usize];
-        let mut next = per.clone();
-        for (id, v) in filters.iter().flat_map(|k| &k.values).enumerate() {
-            for &p in &v.passages {
-                value_ids[next[p as usize] as usize] = id as u32;
-                next[p as usize] += 1;
-            }
-        }
+        // Invert the lists once: (passage, value number) pairs, by passage.
+        let mut by_passage: Vec<(u32, u32)> = (filters.iter().flat_map(|k| &k.values))
+            .enumerate()
+            .flat_map(|(id, v)| v.passages.iter().map(move |&p| (p, id as u32)))
+            .collect();
+        by_passage.sort_unstable();
         Ok(Self {
             passages,
             filters,
             sorts,
-            values_of: per,
-            value_ids,
+            by_passage,
         })
     }
 
@@ -447,12 +434,24 @@ impl Facets {
     /// with the values that some passage of the pool carries (a value left out counts 0).
     pub fn counts(&self, pool: &[u32]) -> Counts {
         let mut by_id = vec![0u32; self.filters.iter().map(|k| k.values.len()).sum()];
-        for &p in pool {
-            let p = p as usize;
-            if p < self.passages {
-                let ids = self.values_of[p] as usize..self.values_of[p + 1] as usize;
-                for &id in &self.value_ids[ids] {
+        let mut sorted;
+        let pool = if pool.is_sorted() {
+            pool
+        } else {
+            sorted = pool.to_vec();
+            sorted.sort_unstable();
+            &sorted
+        };
+        // Both sorted by passage: one merge walk.
+        let (mut i, mut j) = (0, 0);
+        while i < pool.len() && j < self.by_passage.len() {
+            let (p, id) = self.by_passage[j];
+            match pool[i].cmp(&p) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
                     by_id[id as usize] += 1;
+                    j += 1;
                 }
             }
         }

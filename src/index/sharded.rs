@@ -515,6 +515,11 @@ impl ShardedIndex {
         let hashes = slice::<u8>(b, &sections, SectionKind::PartHashes, &bad)?;
         let n = meta.passages;
         let dim = meta.dim;
+        // The writer refuses more than u32::MAX / 2; a claim past that is not an index (and
+        // searches size bitmaps and lists by it).
+        if n > u32::MAX as usize / 2 {
+            return Err(bad(format!("implausible passage count {n}")));
+        }
         if dim == 0 && n > 0 || dim > 8192 {
             return Err(bad(format!("vector length {dim}")));
         }
@@ -862,10 +867,14 @@ impl ShardedIndex {
         top_k(&mut scored, all);
         // Under a filter, enough shards that about as many rows pass it as would be probed
         // without one (the filter's share of the passages taken as every shard's share).
+        // At most 8 times as many rows: a very narrow filter would otherwise fetch every
+        // shard of a big index for one answer (the rest come with the prefetch).
         let target = match allowed {
             Some(a) => {
                 let share = a.count().max(1) as f64 / self.meta.passages.max(1) as f64;
-                (self.table.probe_rows as f64 / share).ceil() as u64
+                (self.table.probe_rows as f64 / share)
+                    .ceil()
+                    .min(8.0 * self.table.probe_rows as f64) as u64
             }
             None => self.table.probe_rows as u64,
         };

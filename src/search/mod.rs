@@ -337,7 +337,7 @@ impl<'a> Searcher<'a> {
         let mut matched: Vec<(u32, f32)> = Vec::new();
         // The same without the filters, for the counts an unfiltered search would give.
         let mut unfiltered: Vec<u32> = Vec::new();
-        let browse = terms.is_empty() && mode == Mode::Lexical && !refine.is_empty();
+        let browse = text.trim().is_empty() && mode == Mode::Lexical && !refine.is_empty();
         let counting = allowed.is_some() && !facets.filters().is_empty();
         if mode != Mode::Dense {
             matched = if browse {

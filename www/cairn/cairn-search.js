@@ -434,12 +434,16 @@ class CairnSearch extends HTMLElement {
         break;
       case 'facets':
         this.facets = { filters: msg.filters || {}, sortKeys: msg.sortKeys || [] };
-        // Chosen filters the index does not have are dropped (and said in the console).
+        // Chosen filters the index does not have (a key, or a value of a key) are dropped
+        // and said in the console: no chip could unchoose them.
         for (const key of Object.keys(this.chosen)) {
-          if (!(key in this.facets.filters)) {
-            console.warn(`<cairn-search>: this index has no filter "${key}"`);
-            delete this.chosen[key];
+          const values = this.facets.filters[key];
+          const kept = values ? this.chosen[key].filter((v) => v in values) : [];
+          if (kept.length < this.chosen[key].length) {
+            console.warn(`<cairn-search>: this index has no filter value ${this.chosen[key].filter((v) => !kept.includes(v)).map((v) => `${key}:${v}`).join(', ')}`);
           }
+          if (kept.length) this.chosen[key] = kept;
+          else delete this.chosen[key];
         }
         this.renderFilters();
         if (this.hasFilters() && this.input.value.trim()) this.query();
@@ -456,11 +460,13 @@ class CairnSearch extends HTMLElement {
     }
   }
 
+  // Whether filters are chosen (known once the index's filters are: a preset waits for them).
   hasFilters() {
-    return Object.values(this.chosen).some((v) => v.length);
+    return Boolean(this.facets) && Object.values(this.chosen).some((v) => v.length);
   }
 
-  // The chosen filters as the engine takes them (undefined for none).
+  // The chosen filters as the engine takes them (undefined for none, and until the index's
+  // filters are known: a preset the index lacks is dropped then, not sent).
   chosenFilters() {
     if (!this.hasFilters()) return undefined;
     return Object.fromEntries(Object.entries(this.chosen).filter(([, v]) => v.length).map(([k, v]) => [k, [...v]]));
