@@ -98,20 +98,18 @@ pub struct Facets {
     by_passage: Vec<(u32, u32)>,
 }
 
+/// `s` trimmed, then cut to `max` bytes on a character boundary.
 fn cut(s: &str, max: usize) -> &str {
-    let s = s.trim();
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    crate::search::truncate(s.trim(), max)
 }
 
 fn number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// [`number`] for a key whose every value is one (NaN, sorting last, otherwise).
+fn num(s: &str) -> f64 {
+    number(s).unwrap_or(f64::NAN)
 }
 
 /// The facet sections for `passages` (none when no passage has a filter or sort key).
@@ -178,7 +176,7 @@ pub fn build(passages: &[Passage]) -> Result<Vec<(SectionKind, Vec<u8>)>> {
         let numeric = column.iter().flatten().all(|v| number(v).is_some());
         let mut values: Vec<String> = column.iter().flatten().cloned().collect();
         if numeric {
-            values.sort_by(|a, b| number(a).unwrap().total_cmp(&number(b).unwrap()));
+            values.sort_by(|a, b| num(a).total_cmp(&num(b)));
         } else {
             values.sort();
         }
@@ -188,7 +186,7 @@ pub fn build(passages: &[Passage]) -> Result<Vec<(SectionKind, Vec<u8>)>> {
                 Some(v) => values
                     .binary_search_by(|x| {
                         if numeric {
-                            number(x).unwrap().total_cmp(&number(v).unwrap())
+                            num(x).total_cmp(&num(v))
                         } else {
                             x.as_str().cmp(v.as_str())
                         }
