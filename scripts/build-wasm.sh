@@ -88,7 +88,9 @@ Or drive the engine yourself: `import init, { Engine } from "cairn-search"`, the
 `engine.loadIndex(bytes)`, `engine.loadModel(bytes)`, then
 `await engine.search(query, { k: 10, mode: "hybrid" })` (add `filters: { section: "Guide" }`
 or `sort: { date: "desc" }` for an index built from pages with `data-cairn-filter` or
-`data-cairn-sort`; `engine.filters` lists the index's filter values with their counts).
+`data-cairn-sort`; `engine.filters` lists the index's filter values with their counts; add
+`ranking: { titleWeight: 4, headingWeight: 2, termSaturation: 1.2, pageLength: 0.75 }` to
+weigh the keyword ranking otherwise than the index does).
 MD
 mkdir -p www/cairn
 cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword.js \

@@ -162,6 +162,7 @@ fn filters_apply_in_every_mode_and_layout() {
         let refine = Refine {
             filters: filters(json),
             sort: None,
+            ranking: Default::default(),
         };
         // The one-file index scans every row: exactly the unfiltered order, kept by hand.
         for (index, exact) in [(&one as &dyn Source, true), (&sh as &dyn Source, false)] {
@@ -209,6 +210,7 @@ fn counts_match_a_count_by_hand() {
         let refine = Refine {
             filters: filters(r#"{"section": "Blog"}"#),
             sort: None,
+            ranking: Default::default(),
         };
         let found = find(index, None, "mutex", 100, Mode::Lexical, &refine);
         let matched = by_hand(|p| has(p, "section", "Blog") && p.text.contains("mutex"));
@@ -270,6 +272,7 @@ fn sort_keys_order_results() {
                 key: key.into(),
                 descending,
             }),
+            ranking: Default::default(),
         };
         // Numeric: 2 < 10 (text order would put "10" first).
         let found = find(
@@ -337,6 +340,7 @@ fn unknown_keys_are_errors_and_values_are_stored_once() {
             &Refine {
                 filters: filters(r#"{"year": "2020"}"#),
                 sort: None,
+                ranking: Default::default(),
             },
         )
         .unwrap_err()
@@ -375,6 +379,7 @@ fn unknown_keys_are_errors_and_values_are_stored_once() {
             &Refine {
                 filters: filters(r#"{"section": "Blog"}"#),
                 sort: None,
+                ranking: Default::default(),
             },
         )
         .unwrap_err()
@@ -440,6 +445,7 @@ fn fixture_site_filters_counts_and_sorts() {
     let refine = |json: &str, sort: Option<&str>| Refine {
         filters: filters(json),
         sort: sort.map(|s| s.parse().unwrap()),
+        ranking: Default::default(),
     };
     for (mode, vector) in [
         (Mode::Lexical, None),

@@ -138,6 +138,13 @@ fn refined(s: &Searcher, v: &[f32]) {
         let refine = cairn::search::Refine {
             filters: filters.clone(),
             sort: sort.map(|s| s.parse().unwrap()),
+            // The extremes of the ranking settings, on a forged file's field bytes.
+            ranking: cairn::index::lexical::RankingOptions {
+                k1: Some(100.0),
+                b: Some(1.0),
+                title: Some(100.0),
+                heading: Some(0.0),
+            },
         };
         for mode in [Mode::Hybrid, Mode::Dense, Mode::Lexical] {
             let _ = s.find_refined(Some(v), None, "threads", 5, mode, &refine);

@@ -77,6 +77,7 @@ fuzz_target!(|data: &[u8]| {
         let refine = cairn::search::Refine {
             filters,
             sort: Some("n:desc".parse().unwrap()),
+            ranking: Default::default(),
         };
         for mode in [Mode::Lexical, Mode::Dense, Mode::Hybrid] {
             if let Ok(found) = searcher.find_refined(Some(&v), None, "rust", 10, mode, &refine) {

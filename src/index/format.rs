@@ -85,6 +85,12 @@ pub enum SectionKind {
     FacetPostings = 21,
     /// u32 per passage per sort key: the rank of its value.
     SortRanks = 22,
+    // Field weights (optional, `index::lexical`), below.
+    /// The one-file index's field bytes ([`super::lexical::encode_fields`]): per posting of
+    /// [`SectionKind::PostingTfs`], its occurrences in the title and heading.
+    PostingFields = 23,
+    /// A term chunk's field bytes, per posting of [`SectionKind::ChunkPostings`] in order.
+    ChunkFields = 24,
 }
 
 impl SectionKind {
@@ -104,7 +110,7 @@ impl SectionKind {
     ];
 
     /// Every kind, the sharded format's included.
-    pub const EVERY: [SectionKind; 22] = [
+    pub const EVERY: [SectionKind; 24] = [
         SectionKind::Meta,
         SectionKind::Passages,
         SectionKind::Terms,
@@ -127,6 +133,8 @@ impl SectionKind {
         SectionKind::Facets,
         SectionKind::FacetPostings,
         SectionKind::SortRanks,
+        SectionKind::PostingFields,
+        SectionKind::ChunkFields,
     ];
 
     pub fn from_u32(v: u32) -> Option<Self> {
@@ -157,6 +165,8 @@ impl SectionKind {
             SectionKind::Facets => "filter table",
             SectionKind::FacetPostings => "filter lists",
             SectionKind::SortRanks => "sort ranks",
+            SectionKind::PostingFields => "posting fields",
+            SectionKind::ChunkFields => "chunk fields",
         }
     }
 }
@@ -205,8 +215,8 @@ impl Passage {
     /// The text the model and BM25 see: title and heading give context to a section.
     pub fn indexed_text(&self) -> String {
         let mut s = String::new();
-        for part in [&self.title, &self.heading, &self.text] {
-            if !part.is_empty() && !s.contains(part.as_str()) {
+        for part in self.indexed_parts() {
+            if !part.is_empty() {
                 if !s.is_empty() {
                     s.push(' ');
                 }
@@ -214,6 +224,27 @@ impl Passage {
             }
         }
         s
+    }
+
+    /// The fields of [`Passage::indexed_text`] in order, title, heading and text, as the
+    /// field-weighted BM25 scores them: a part the ones before it already contain (a first
+    /// section's heading repeating its page's title) is left out, as an empty string.
+    pub fn indexed_parts(&self) -> [&str; 3] {
+        let mut out = [""; 3];
+        let mut joined = String::new();
+        for (i, part) in [&self.title, &self.heading, &self.text]
+            .into_iter()
+            .enumerate()
+        {
+            if !part.is_empty() && !joined.contains(part.as_str()) {
+                if !joined.is_empty() {
+                    joined.push(' ');
+                }
+                joined.push_str(part);
+                out[i] = part;
+            }
+        }
+        out
     }
 }
 

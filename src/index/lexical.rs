@@ -2,7 +2,14 @@
 //!
 //! The analyzer follows bm25s's defaults, the reference the quality numbers are compared
 //! with: lower-cased word tokens of two or more characters, English stop words removed,
-//! Snowball English stems; BM25 with Lucene's IDF, `k1 = 1.2`, `b = 0.75`.
+//! Snowball English stems; BM25 with Lucene's IDF, `k1 = 1.2` (bm25s's `b = 0.75` until
+//! field weights; now 0.4, tuned with them).
+//!
+//! Field weights (a BM25F of three fields sharing one length normalisation): each posting
+//! also records how many of its occurrences are in the passage's title and in its heading
+//! ([`LexicalData::fields`]), and a term's frequency counts those `title` and `heading` times
+//! over ([`Ranking`]) before BM25 saturates it. An index written before field weights has
+//! no such record, and scores as plain BM25.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,8 +17,94 @@ use rust_stemmers::{Algorithm, Stemmer};
 
 /// BM25 term-frequency saturation.
 pub const DEFAULT_K1: f32 = 1.2;
-/// BM25 length normalisation.
-pub const DEFAULT_B: f32 = 0.75;
+/// BM25 length normalisation, written into each index's meta. Tuned with the field weights
+/// (a grid over title 1-5, heading 1-5, b 0.2-0.9, k1 0.9-1.5; lexical nDCG@10 on SciFact
+/// train, MRR on `bench/rust-book-questions.json`; BENCHMARKS.md, `ranking`): the Rust Book
+/// questions want less length normalisation than bm25s's 0.75 (their answers sit in long
+/// sections), SciFact is flat from 0.3 to 0.75 once titles weigh more.
+pub const DEFAULT_B: f32 = 0.4;
+/// How many times over an occurrence in a passage's title counts (tuned as [`DEFAULT_B`]:
+/// 2 to 3 lift both sets, 5 costs the Rust Book questions).
+pub const DEFAULT_TITLE_WEIGHT: f32 = 2.5;
+/// How many times over an occurrence in a passage's heading counts (tuned as
+/// [`DEFAULT_B`]; 1.5 to 2 sit on a plateau).
+pub const DEFAULT_HEADING_WEIGHT: f32 = 1.5;
+
+/// The keyword ranking's settings, as a search may override them (Pagefind's `ranking`
+/// options play this part): BM25's `k1` (term saturation) and `b` (length normalisation),
+/// and the field weights.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ranking {
+    pub k1: f32,
+    pub b: f32,
+    /// How many times over a term in the title counts (1: as in the text).
+    pub title: f32,
+    /// How many times over a term in the heading counts.
+    pub heading: f32,
+}
+
+/// The [`Ranking`] settings a search names (the others stay the index's).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RankingOptions {
+    pub k1: Option<f32>,
+    pub b: Option<f32>,
+    pub title: Option<f32>,
+    pub heading: Option<f32>,
+}
+
+impl RankingOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Ranking {
+    /// The settings an index was written with (its `k1` and `b`) and the default weights.
+    pub fn of(meta: &super::IndexMeta) -> Self {
+        Self {
+            k1: meta.k1,
+            b: meta.b,
+            title: DEFAULT_TITLE_WEIGHT,
+            heading: DEFAULT_HEADING_WEIGHT,
+        }
+    }
+
+    /// These settings with those `options` names in their place.
+    pub fn with(self, options: &RankingOptions) -> Self {
+        Self {
+            k1: options.k1.unwrap_or(self.k1),
+            b: options.b.unwrap_or(self.b),
+            title: options.title.unwrap_or(self.title),
+            heading: options.heading.unwrap_or(self.heading),
+        }
+    }
+
+    /// Refuses settings outside their range: `k1` in (0, 100], `b` in [0, 1], weights in
+    /// [0, 100].
+    pub fn check(&self) -> crate::Result<()> {
+        let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
+        if !(ok(self.k1, 0.0, 100.0) && self.k1 > 0.0) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "ranking: k1 (term saturation) must be above 0 and at most 100, not {}",
+                self.k1
+            )));
+        }
+        if !ok(self.b, 0.0, 1.0) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "ranking: b (length normalisation) must be between 0 and 1, not {}",
+                self.b
+            )));
+        }
+        for (name, w) in [("title", self.title), ("heading", self.heading)] {
+            if !ok(w, 0.0, 100.0) {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "ranking: the {name} weight must be between 0 and 100, not {w}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// English stop words (NLTK's list, as bm25s uses).
 pub const STOP_WORDS: &[&str] = &[
@@ -332,8 +425,66 @@ pub struct LexicalData {
     /// `doc_offsets[t]..doc_offsets[t + 1]` is term `t`'s byte range in `docs`.
     pub doc_offsets: Vec<u32>,
     pub tfs: Vec<u8>,
+    /// Per posting, beside its `tfs`: the occurrences in the title (high four bits) and in
+    /// the heading (low four bits), each saturating at 15 ([`field_counts`]).
+    pub fields: Vec<u8>,
     /// Terms per document (its BM25 length).
     pub doc_lens: Vec<u32>,
+}
+
+/// The title and heading occurrences of a posting's field byte ([`LexicalData::fields`]).
+pub fn field_counts(fields: u8) -> (u32, u32) {
+    ((fields >> 4) as u32, (fields & 15) as u32)
+}
+
+/// Stores the field bytes of postings (one per posting, most of them zero) as the nonzero
+/// ones alone: `(gap, byte)` pairs, the gap a varint counted as passage gaps are (the first
+/// position as is, then the distance minus one). One format for both layouts.
+pub fn encode_fields(fields: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prev: Option<usize> = None;
+    for (i, &f) in fields.iter().enumerate() {
+        if f != 0 {
+            put_varint(&mut out, prev.map_or(i, |p| i - p - 1) as u32);
+            out.push(f);
+            prev = Some(i);
+        }
+    }
+    out
+}
+
+/// The field bytes of `postings` postings from [`encode_fields`]'s bytes. `None` if they are
+/// malformed: a cut or overlong varint, a position past the postings, a zero byte stored.
+pub fn decode_fields(bytes: &[u8], postings: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; postings];
+    let (mut at, mut prev) = (0usize, None::<usize>);
+    while at < bytes.len() {
+        let (mut v, mut shift) = (0u32, 0u32);
+        loop {
+            let b = *bytes.get(at)?;
+            at += 1;
+            if shift > 28 {
+                return None;
+            }
+            v |= ((b & 0x7f) as u32) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let i = match prev {
+            None => v as usize,
+            Some(p) => p.checked_add(v as usize)?.checked_add(1)?,
+        };
+        let f = *bytes.get(at)?;
+        at += 1;
+        if f == 0 {
+            return None;
+        }
+        *out.get_mut(i)? = f;
+        prev = Some(i);
+    }
+    Some(out)
 }
 
 /// Appends `v` as an LEB128 varint.
@@ -375,19 +526,33 @@ pub fn for_each_doc(bytes: &[u8], mut f: impl FnMut(usize, u32)) -> Option<usize
     Some(i)
 }
 
-/// Builds postings for `docs` (one string per passage, already `title + " " + text`).
-pub fn build(analyzer: &Analyzer, docs: &[String]) -> LexicalData {
-    let mut postings: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+/// Builds postings for `docs`: per passage its title, heading and text
+/// ([`super::Passage::indexed_parts`]), scored as one text whose title and heading
+/// occurrences are also counted apart.
+pub fn build(analyzer: &Analyzer, docs: &[[&str; 3]]) -> LexicalData {
+    // Per term: (passage, occurrences, title and heading occurrences).
+    let mut postings: BTreeMap<String, Vec<(u32, u32, u8)>> = BTreeMap::new();
     let mut doc_lens = Vec::with_capacity(docs.len());
-    for (d, text) in docs.iter().enumerate() {
-        let toks = analyzer.tokens(text);
-        doc_lens.push(toks.len() as u32);
-        let mut tf: HashMap<String, u32> = HashMap::new();
-        for t in toks {
-            *tf.entry(t.term).or_default() += 1;
+    for (d, parts) in docs.iter().enumerate() {
+        let mut len = 0u32;
+        // Term -> (occurrences, in the title, in the heading).
+        let mut tf: HashMap<String, (u32, u32, u32)> = HashMap::new();
+        for (field, text) in parts.iter().enumerate() {
+            for t in analyzer.tokens(text) {
+                len += 1;
+                let e = tf.entry(t.term).or_default();
+                e.0 += 1;
+                match field {
+                    0 => e.1 += 1,
+                    1 => e.2 += 1,
+                    _ => {}
+                }
+            }
         }
-        for (term, n) in tf {
-            postings.entry(term).or_default().push((d as u32, n));
+        doc_lens.push(len);
+        for (term, (n, title, heading)) in tf {
+            let f = (title.min(15) << 4 | heading.min(15)) as u8;
+            postings.entry(term).or_default().push((d as u32, n, f));
         }
     }
     let mut terms = Vec::with_capacity(postings.len());
@@ -395,14 +560,16 @@ pub fn build(analyzer: &Analyzer, docs: &[String]) -> LexicalData {
     let mut doc_offsets = vec![0u32];
     let mut pdocs = Vec::new();
     let mut tfs = Vec::new();
+    let mut fields = Vec::new();
     for (term, mut list) in postings {
         list.sort_unstable();
         let mut prev = None;
-        for (d, n) in list {
+        for (d, n, f) in list {
             // Gaps minus one (documents are distinct): the first number is stored as is.
             put_varint(&mut pdocs, prev.map_or(d, |p: u32| d - p - 1));
             prev = Some(d);
             tfs.push(n.min(255) as u8);
+            fields.push(f);
         }
         terms.push(term);
         offsets.push(tfs.len() as u32);
@@ -414,6 +581,7 @@ pub fn build(analyzer: &Analyzer, docs: &[String]) -> LexicalData {
         docs: pdocs,
         doc_offsets,
         tfs,
+        fields,
         doc_lens,
     }
 }
@@ -425,22 +593,17 @@ pub struct LexicalView<'a> {
     pub docs: &'a [u8],
     pub doc_offsets: &'a [u32],
     pub tfs: &'a [u8],
+    /// The field bytes beside `tfs`; empty for an index written before field weights.
+    pub fields: &'a [u8],
     pub doc_lens: &'a [u32],
     pub avg_len: f32,
-    pub k1: f32,
-    pub b: f32,
 }
 
 impl LexicalView<'_> {
     /// BM25 scores of every passage that matches at least one of `terms`, as
     /// `(passage, score)`, in the order passages were first matched ([`accumulate`]).
-    pub fn score(&self, terms: &[String]) -> Vec<(u32, f32)> {
-        let bm25 = Bm25 {
-            passages: self.doc_lens.len(),
-            avg_len: self.avg_len,
-            k1: self.k1,
-            b: self.b,
-        };
+    pub fn score(&self, terms: &[String], ranking: &Ranking) -> Vec<(u32, f32)> {
+        let bm25 = Bm25::new(self.doc_lens.len(), self.avg_len, ranking);
         accumulate(bm25.passages, |add| {
             for term in terms {
                 let Ok(t) = self.terms.binary_search(term) else {
@@ -460,7 +623,8 @@ impl LexicalView<'_> {
                     else {
                         return;
                     };
-                    add(d, bm25.weight(idf, tf as u32, dl));
+                    let f = self.fields.get(s + i).copied().unwrap_or(0);
+                    add(d, bm25.weight(idf, tf as u32, f, dl));
                 });
             }
         })
@@ -475,9 +639,22 @@ pub struct Bm25 {
     pub avg_len: f32,
     pub k1: f32,
     pub b: f32,
+    pub title: f32,
+    pub heading: f32,
 }
 
 impl Bm25 {
+    pub fn new(passages: usize, avg_len: f32, ranking: &Ranking) -> Self {
+        Self {
+            passages,
+            avg_len,
+            k1: ranking.k1,
+            b: ranking.b,
+            title: ranking.title,
+            heading: ranking.heading,
+        }
+    }
+
     /// The IDF of a term found in `df` passages.
     pub fn idf(&self, df: usize) -> f32 {
         let (n, df) = (self.passages as f32, df as f32);
@@ -485,9 +662,13 @@ impl Bm25 {
     }
 
     /// The score a term of weight `idf` adds to a passage of BM25 length `dl` where it occurs
-    /// `tf` times.
-    pub fn weight(&self, idf: f32, tf: u32, dl: u32) -> f32 {
-        let (tf, dl) = (tf as f32, dl as f32);
+    /// `tf` times, `fields` ([`field_counts`]) of them in the title and heading: those count
+    /// `title` and `heading` times over, then BM25 saturates the sum.
+    pub fn weight(&self, idf: f32, tf: u32, fields: u8, dl: u32) -> f32 {
+        let (title, heading) = field_counts(fields);
+        let body = tf.saturating_sub(title + heading) as f32;
+        let tf = body + self.title * title as f32 + self.heading * heading as f32;
+        let dl = dl as f32;
         let norm = self.k1 * (1.0 - self.b + self.b * dl / self.avg_len.max(1e-6));
         idf * tf * (self.k1 + 1.0) / (tf + norm)
     }
@@ -561,36 +742,122 @@ mod tests {
     #[test]
     fn bm25_prefers_rarer_and_denser_matches() {
         let a = Analyzer::new();
-        let docs: Vec<String> = [
-            "threads share data with a mutex",
-            "the mutex guards data",
-            "cooking pasta with tomatoes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let docs = [
+            ["", "", "threads share data with a mutex"],
+            ["", "", "the mutex guards data"],
+            ["", "", "cooking pasta with tomatoes"],
+        ];
         let lex = build(&a, &docs);
         let avg = lex.doc_lens.iter().sum::<u32>() as f32 / 3.0;
-        let view = LexicalView {
+        let view = view_of(&lex, avg);
+        let r = plain();
+        let mut s = view.score(&a.query_terms("thread mutex"), &r);
+        s.sort_by(|x, y| y.1.total_cmp(&x.1));
+        assert_eq!(s[0].0, 0);
+        assert_eq!(s.len(), 2);
+        assert!(view.score(&a.query_terms("the of"), &r).is_empty());
+        // The reused buffers start from zero again: the same query scores the same.
+        let mut again = view.score(&a.query_terms("thread mutex"), &r);
+        again.sort_by(|x, y| y.1.total_cmp(&x.1));
+        assert_eq!(again, s);
+    }
+
+    fn plain() -> Ranking {
+        Ranking {
+            k1: DEFAULT_K1,
+            b: DEFAULT_B,
+            title: 1.0,
+            heading: 1.0,
+        }
+    }
+
+    fn view_of(lex: &LexicalData, avg_len: f32) -> LexicalView<'_> {
+        LexicalView {
             terms: &lex.terms,
             offsets: &lex.offsets,
             docs: &lex.docs,
             doc_offsets: &lex.doc_offsets,
             tfs: &lex.tfs,
+            fields: &lex.fields,
             doc_lens: &lex.doc_lens,
-            avg_len: avg,
-            k1: DEFAULT_K1,
-            b: DEFAULT_B,
+            avg_len,
+        }
+    }
+
+    #[test]
+    fn field_weights_lift_title_matches_and_weight_one_is_plain_bm25() {
+        let a = Analyzer::new();
+        // The same words, once in the title and once in the text.
+        let docs = [
+            ["Mutex", "Guards", "sharing state between threads safely"],
+            ["Sharing", "State", "a mutex guards the data firmly"],
+        ];
+        let lex = build(&a, &docs);
+        assert_eq!(lex.doc_lens, vec![6, 6]);
+        let avg = 6.0;
+        let view = view_of(&lex, avg);
+        let q = a.query_terms("mutex guard");
+        let score = |r: &Ranking| {
+            let mut s = view.score(&q, r);
+            s.sort_by_key(|x| x.0);
+            s
         };
-        let mut s = view.score(&a.query_terms("thread mutex"));
-        s.sort_by(|x, y| y.1.total_cmp(&x.1));
-        assert_eq!(s[0].0, 0);
-        assert_eq!(s.len(), 2);
-        assert!(view.score(&a.query_terms("the of")).is_empty());
-        // The reused buffers start from zero again: the same query scores the same.
-        let mut again = view.score(&a.query_terms("thread mutex"));
-        again.sort_by(|x, y| y.1.total_cmp(&x.1));
-        assert_eq!(again, s);
+        let flat = score(&plain());
+        assert!((flat[0].1 - flat[1].1).abs() < 1e-6, "{flat:?}");
+        let titled = score(&Ranking {
+            title: 3.0,
+            heading: 2.0,
+            ..plain()
+        });
+        assert!(titled[0].1 > titled[1].1, "{titled:?}");
+        assert!(
+            (titled[1].1 - flat[1].1).abs() < 1e-6,
+            "text matches unchanged"
+        );
+        // Without field bytes (an older index) the weights change nothing.
+        let old = LexicalView {
+            fields: &[],
+            ..view_of(&lex, avg)
+        };
+        let mut s = old.score(
+            &q,
+            &Ranking {
+                title: 3.0,
+                ..plain()
+            },
+        );
+        s.sort_by_key(|x| x.0);
+        assert_eq!(s, flat);
+        assert!(Ranking { b: 1.5, ..plain() }.check().is_err());
+        assert!(Ranking { k1: 0.0, ..plain() }.check().is_err());
+        assert!(Ranking {
+            title: f32::NAN,
+            ..plain()
+        }
+        .check()
+        .is_err());
+        assert!(plain().check().is_ok());
+    }
+
+    #[test]
+    fn field_bytes_round_trip_sparse_and_reject_garbage() {
+        let fields = [0u8, 0x10, 0, 0, 0x21, 0, 0, 0, 0, 0, 0x0f];
+        let bytes = encode_fields(&fields);
+        assert_eq!(bytes.len(), 6, "only the nonzero bytes are stored");
+        assert_eq!(
+            decode_fields(&bytes, fields.len()).as_deref(),
+            Some(&fields[..])
+        );
+        assert_eq!(decode_fields(&[], 3), Some(vec![0; 3]));
+        assert_eq!(
+            decode_fields(&bytes, 5),
+            None,
+            "a position past the postings"
+        );
+        assert_eq!(decode_fields(&[0, 0], 3), None, "a zero byte stored");
+        assert_eq!(decode_fields(&[0x80], 3), None, "cut varint");
+        assert_eq!(decode_fields(&[1], 3), None, "no byte after the gap");
+        assert_eq!(decode_fields(&[0xff; 6], 3), None, "over 32 bits");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Index {
     packed: Option<kernels::PackedMatrix>,
     /// Filters and sort keys (empty for an index without them).
     facets: facets::Facets,
+    /// Each posting's field byte ([`lexical::LexicalData::fields`]), decoded at load; empty
+    /// for an index written before field weights.
+    fields: Vec<u8>,
 }
 
 pub(crate) fn corrupt(msg: impl Into<String>) -> Error {
@@ -171,7 +174,17 @@ impl Index {
         let terms: Vec<String> = serde_json::from_slice(json(SectionKind::Terms))
             .map_err(|e| corrupt(format!("term list: {e}")))?;
         let facets = facets::Facets::from_sections(passages.len(), b, &sections)?;
+        let fields = match sections.get(&SectionKind::PostingFields) {
+            None => Vec::new(),
+            Some(range) => {
+                // One byte per posting: as many as the tfs section holds.
+                let postings = sections[&SectionKind::PostingTfs].len();
+                lexical::decode_fields(&b[range.clone()], postings)
+                    .ok_or_else(|| corrupt("the posting fields are malformed"))?
+            }
+        };
         let mut index = Self {
+            fields,
             facets,
             meta,
             passages,
@@ -346,10 +359,9 @@ impl Index {
             docs: self.slice(SectionKind::PostingDocs).unwrap_or(&[]),
             doc_offsets: self.slice(SectionKind::PostingDocOffsets).unwrap_or(&[0]),
             tfs: self.slice(SectionKind::PostingTfs).unwrap_or(&[]),
+            fields: &self.fields,
             doc_lens: self.slice(SectionKind::DocLens).unwrap_or(&[]),
             avg_len: self.meta.avg_len,
-            k1: self.meta.k1,
-            b: self.meta.b,
         }
     }
 

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::dense::{self, top_k, DenseQuery, DenseView};
 use super::facets::{self, Allowed, Facets};
 use super::format::{write_container_version, IndexMeta, Passage, SectionKind, SHARDED_VERSION};
-use super::lexical::{self, put_varint, Bm25, LexicalData};
+use super::lexical::{self, put_varint, Bm25, LexicalData, Ranking};
 use super::writer::{json, prepare, raw};
 use super::{read_container, Container, Storage};
 use crate::kernels::PackedMatrix;
@@ -182,6 +182,9 @@ pub fn build_sharded(
             encode_postings(&lex, t, &mut postings);
             offsets.push(postings.len() as u32);
         }
+        // The chunk's terms' postings are consecutive in the whole index's.
+        let fields =
+            &lex.fields[lex.offsets[range.start] as usize..lex.offsets[range.end] as usize];
         let number = table.term_starts.len();
         let part = part_file(
             PartKind::Terms,
@@ -190,6 +193,7 @@ pub fn build_sharded(
                 (SectionKind::Terms, json(&terms, "terms")?),
                 (SectionKind::TermOffsets, raw(&offsets)),
                 (SectionKind::ChunkPostings, postings),
+                (SectionKind::ChunkFields, lexical::encode_fields(fields)),
             ],
         )?;
         add(PartKind::Terms, part);
@@ -434,6 +438,10 @@ struct TermChunk {
     offsets: Vec<u32>,
     postings: Vec<u8>,
     dfs: Vec<u32>,
+    /// Each term's first posting among the chunk's (for `fields`).
+    firsts: Vec<u32>,
+    /// Every posting's field byte, in order; empty for a chunk written before field weights.
+    fields: Vec<u8>,
 }
 
 /// A loaded vector shard.
@@ -737,12 +745,19 @@ impl ShardedIndex {
                     return Err(bad("term offsets do not fit the postings".into()));
                 }
                 let mut dfs = Vec::with_capacity(terms.len());
+                let mut firsts = Vec::with_capacity(terms.len());
+                let mut total = 0u32;
                 for (t, w) in offsets.windows(2).enumerate() {
+                    firsts.push(total);
                     let list = &postings[w[0] as usize..w[1] as usize];
                     let mut past_end = false;
                     let count = for_each_posting(list, |d, _, _| past_end |= d as usize >= n);
                     match count {
-                        Some(c) if c > 0 && !past_end => dfs.push(c as u32),
+                        // At least one byte a posting, so the total fits a u32.
+                        Some(c) if c > 0 && !past_end => {
+                            dfs.push(c as u32);
+                            total += c as u32;
+                        }
                         _ => {
                             return Err(bad(format!(
                                 "the postings of term {:?} are malformed",
@@ -751,11 +766,18 @@ impl ShardedIndex {
                         }
                     }
                 }
+                let fields = match sections.get(&SectionKind::ChunkFields) {
+                    None => Vec::new(),
+                    Some(range) => lexical::decode_fields(&b[range.clone()], total as usize)
+                        .ok_or_else(|| bad("its posting fields are malformed".into()))?,
+                };
                 self.terms[number] = Some(TermChunk {
                     terms,
                     offsets,
                     postings,
                     dfs,
+                    firsts,
+                    fields,
                 });
             }
             PartKind::Text => {
@@ -896,13 +918,13 @@ impl Source for ShardedIndex {
         &self.meta
     }
 
-    fn lexical_scores(&self, terms: &[String], gaps: &mut Gaps) -> Vec<(u32, f32)> {
-        let bm25 = Bm25 {
-            passages: self.meta.passages,
-            avg_len: self.meta.avg_len,
-            k1: self.meta.k1,
-            b: self.meta.b,
-        };
+    fn lexical_scores(
+        &self,
+        terms: &[String],
+        ranking: &Ranking,
+        gaps: &mut Gaps,
+    ) -> Vec<(u32, f32)> {
+        let bm25 = Bm25::new(self.meta.passages, self.meta.avg_len, ranking);
         // Chunks first, so a query names every chunk it lacks at once.
         let mut lists = Vec::with_capacity(terms.len());
         for term in terms {
@@ -922,9 +944,13 @@ impl Source for ShardedIndex {
             for (chunk, t) in lists.into_iter().flatten() {
                 let idf = bm25.idf(chunk.dfs[t] as usize);
                 let range = chunk.offsets[t] as usize..chunk.offsets[t + 1] as usize;
+                let first = chunk.firsts[t] as usize;
+                let mut i = 0;
                 // add_part decoded every list once and checked it.
                 for_each_posting(&chunk.postings[range], |d, tf, dl| {
-                    add(d, bm25.weight(idf, tf, dl));
+                    let f = chunk.fields.get(first + i).copied().unwrap_or(0);
+                    i += 1;
+                    add(d, bm25.weight(idf, tf, f, dl));
                 });
             }
         })

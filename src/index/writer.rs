@@ -41,8 +41,8 @@ pub(crate) fn prepare(
     if vectors.iter().any(|v| v.len() != dim) {
         return Err(Error::InvalidArgument("vectors differ in length".into()));
     }
-    let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
-    let lex = lexical::build(Analyzer::shared(), &texts);
+    let parts: Vec<[&str; 3]> = passages.iter().map(Passage::indexed_parts).collect();
+    let lex = lexical::build(Analyzer::shared(), &parts);
     let total: u64 = lex.doc_lens.iter().map(|&l| l as u64).sum();
     let meta = IndexMeta {
         model_fingerprint: model_fingerprint.to_string(),
@@ -82,6 +82,10 @@ pub fn build_index(
         (SectionKind::PostingDocs, lex.docs),
         (SectionKind::PostingDocOffsets, raw(&lex.doc_offsets)),
         (SectionKind::PostingTfs, lex.tfs),
+        (
+            SectionKind::PostingFields,
+            lexical::encode_fields(&lex.fields),
+        ),
         (SectionKind::DocLens, raw(&lex.doc_lens)),
         (SectionKind::DenseMean, raw(&d.mean)),
         (SectionKind::DenseCodes, raw(&d.codes)),

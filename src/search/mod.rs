@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::index::dense::top_k;
 use crate::index::facets::{Allowed, Counts, Facets, Filters, Sort, NO_RANK};
-use crate::index::lexical::Analyzer;
+use crate::index::lexical::{Analyzer, Ranking, RankingOptions};
 use crate::index::{Index, IndexMeta, Passage};
 use crate::{Error, Result};
 pub use excerpt::Excerpt;
@@ -153,7 +153,12 @@ pub trait Source {
     /// The index's filters and sort keys.
     fn facets(&self) -> &Facets;
     /// BM25 scores of the passages matching any of `terms`, in first-matched order.
-    fn lexical_scores(&self, terms: &[String], gaps: &mut Gaps) -> Vec<(u32, f32)>;
+    fn lexical_scores(
+        &self,
+        terms: &[String],
+        ranking: &Ranking,
+        gaps: &mut Gaps,
+    ) -> Vec<(u32, f32)>;
     /// The `depth` passages nearest to `query` (a unit vector) among those `allowed` lets
     /// through (all without it), best first.
     fn dense_ranking(
@@ -176,8 +181,8 @@ impl Source for Index {
         Index::facets(self)
     }
 
-    fn lexical_scores(&self, terms: &[String], _: &mut Gaps) -> Vec<(u32, f32)> {
-        self.lexical().score(terms)
+    fn lexical_scores(&self, terms: &[String], ranking: &Ranking, _: &mut Gaps) -> Vec<(u32, f32)> {
+        self.lexical().score(terms, ranking)
     }
 
     fn dense_ranking(
@@ -213,15 +218,19 @@ pub struct Found {
     pub total_counts: Option<Counts>,
 }
 
-/// What narrows or orders a search besides its words: filters, and a sort key to order by
-/// instead of relevance.
+/// What narrows or orders a search besides its words: filters, a sort key to order by
+/// instead of relevance, and keyword ranking settings other than the index's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Refine {
     pub filters: Filters,
     pub sort: Option<Sort>,
+    /// BM25's settings and the field weights, where they differ from the index's
+    /// ([`Ranking::of`]).
+    pub ranking: RankingOptions,
 }
 
 impl Refine {
+    /// Whether it neither filters nor sorts (ranking settings alone list nothing).
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty() && self.sort.is_none()
     }
@@ -349,7 +358,11 @@ impl<'a> Searcher<'a> {
                     None => (0..n).map(|p| (p, 0.0)).collect(),
                 }
             } else {
-                let mut s = self.index.lexical_scores(&terms, &mut gaps);
+                let ranking = Ranking::of(self.index.meta()).with(&refine.ranking);
+                if !refine.ranking.is_empty() {
+                    ranking.check()?;
+                }
+                let mut s = self.index.lexical_scores(&terms, &ranking, &mut gaps);
                 if counting {
                     unfiltered = s.iter().map(|x| x.0).collect();
                 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::index::facets::{Condition, Counts, Filters, Sort};
+use crate::index::lexical::{Ranking, RankingOptions};
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
 use crate::search::{Found, Hit, Mode, Refine, Searcher, Why};
@@ -101,7 +102,8 @@ struct Timings {
     search_ms: f64,
 }
 
-/// The options of [`Engine::search`]: `{ k, mode, filters, sort, backend }`, all optional.
+/// The options of [`Engine::search`]: `{ k, mode, filters, sort, ranking, backend }`, all
+/// optional.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct SearchOptions {
@@ -111,8 +113,9 @@ struct SearchOptions {
     mode: Option<String>,
     /// Where to embed and scan: `auto` (default: `initGpu`'s choice), `cpu` or `webgpu`.
     backend: Option<String>,
-    /// `filters` and `sort`, read by hand ([`filters_from_js`], [`sort_from_js`]): serde's
-    /// untagged enums would add a fifth to the keyword engine's size.
+    /// `filters`, `sort` and `ranking`, read by hand ([`filters_from_js`], [`sort_from_js`],
+    /// [`ranking_from_js`]): serde's untagged enums would add a fifth to the keyword engine's
+    /// size.
     #[serde(skip)]
     refine: Refine,
 }
@@ -206,6 +209,48 @@ fn sort_from_js(v: &JsValue) -> Result<Option<Sort>, JsError> {
     text.parse::<Sort>().map(Some).map_err(js_err)
 }
 
+/// The `ranking` option: `{ titleWeight, headingWeight, termSaturation, pageLength }` (the
+/// last two are BM25's k1 and b, named as Pagefind names its ranking settings), each
+/// optional.
+fn ranking_from_js(v: &JsValue) -> Result<RankingOptions, JsError> {
+    let mut out = RankingOptions::default();
+    if v.is_undefined() || v.is_null() {
+        return Ok(out);
+    }
+    const NAMES: &str = "`titleWeight`, `headingWeight`, `termSaturation`, `pageLength`";
+    for (key, value) in entries(v, "ranking")? {
+        let slot = match key.as_str() {
+            "titleWeight" => &mut out.title,
+            "headingWeight" => &mut out.heading,
+            "termSaturation" => &mut out.k1,
+            "pageLength" => &mut out.b,
+            other => {
+                return Err(JsError::new(&format!(
+                    "search options: ranking: unknown `{other}`, expected {NAMES}"
+                )))
+            }
+        };
+        match value.as_f64() {
+            Some(x) => *slot = Some(x as f32),
+            None if value.is_undefined() => {}
+            None => {
+                return Err(JsError::new(&format!(
+                    "search options: ranking: `{key}` is a number"
+                )))
+            }
+        }
+    }
+    let r = Ranking {
+        k1: 1.0,
+        b: 0.5,
+        title: 1.0,
+        heading: 1.0,
+    }
+    .with(&out);
+    r.check().map_err(js_err)?;
+    Ok(out)
+}
+
 impl SearchOptions {
     fn from_js(options: JsValue) -> Result<Self, JsError> {
         let o: SearchOptions = if options.is_undefined() || options.is_null() {
@@ -214,13 +259,13 @@ impl SearchOptions {
             // serde-wasm-bindgen reads a struct's own fields by name and never sees the
             // others, so unknown fields are looked for here.
             if let Some(obj) = options.dyn_ref::<js_sys::Object>() {
-                const KNOWN: [&str; 5] = ["k", "mode", "filters", "sort", "backend"];
+                const KNOWN: [&str; 6] = ["k", "mode", "filters", "sort", "ranking", "backend"];
                 for key in js_sys::Object::keys(obj).iter() {
                     let key = key.as_string().unwrap_or_default();
                     if !KNOWN.contains(&key.as_str()) {
                         return Err(JsError::new(&format!(
                             "search options: unknown field `{key}`, expected one of `k`, \
-                             `mode`, `filters`, `sort`, `backend`"
+                             `mode`, `filters`, `sort`, `ranking`, `backend`"
                         )));
                     }
                 }
@@ -231,6 +276,7 @@ impl SearchOptions {
             o.refine = Refine {
                 filters: filters_from_js(&get("filters"))?,
                 sort: sort_from_js(&get("sort"))?,
+                ranking: ranking_from_js(&get("ranking"))?,
             };
             o
         };
@@ -551,7 +597,7 @@ impl Engine {
     /// The one search call: embeds the query when the model is loaded and the mode needs
     /// it (on the backend `initGpu` chose), then ranks; keyword results until the model is
     /// in ([`Mode::runs_as`], the one fallback rule). `options`: `{ k, mode, filters,
-    /// backend }`, all optional (see `SearchOptions`). Resolves to `{ mode, hits: [{ id,
+    /// sort, ranking, backend }`, all optional (see `SearchOptions`). Resolves to `{ mode, hits: [{ id,
     /// url, anchor, title, heading, score, why, excerpt, marks }], backend, timings: {
     /// encodeMs, searchMs }, need, missing }`, `mode` being the mode that ran; rejects with a
     /// readable message for bad options. The keyword engine, which has no encoder, answers

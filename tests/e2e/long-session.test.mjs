@@ -49,6 +49,8 @@ window.run = async (n, warmup) => {
       // counts add up to the total): filters keep memory flat too.
       const options = { k: 10, mode: modes[i % 3] };
       if (i % 7 === 0) options.filters = { topic: i % 2 ? ['Vision', 'Language'] : { none: 'Other' } };
+      // Every eleventh weighs the keyword ranking otherwise (Pagefind's `ranking` settings).
+      if (i % 11 === 0) options.ranking = { titleWeight: 1 + (i % 5), headingWeight: 2, termSaturation: 0.9, pageLength: (i % 10) / 10 };
       const r = await engine.search(q, options);
       if (options.filters) {
         const sum = Object.values(r.counts.topic).reduce((a, c) => a + c, 0);
@@ -65,7 +67,7 @@ window.run = async (n, warmup) => {
   }
   out.ms = performance.now() - t0;
   out.refused = [];
-  for (const options of [{ filters: { year: '2020', tag: 'x' } }, { mode: 'fuzzy' }, { kk: 3 }, { k: 'ten' }, { mode: 'lexical', backend: 'tpu' }]) {
+  for (const options of [{ filters: { year: '2020', tag: 'x' } }, { mode: 'fuzzy' }, { kk: 3 }, { k: 'ten' }, { mode: 'lexical', backend: 'tpu' }, { ranking: { titleWeight: -1 } }, { ranking: { boost: 2 } }]) {
     try {
       await engine.search('cell', options);
       out.refused.push('accepted');
@@ -106,12 +108,14 @@ test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, 
     const atWarmup = out.memory[0].bytes;
     const last = out.memory[out.memory.length - 1].bytes;
     assert.equal(last, atWarmup, `wasm memory grew after warm-up: ${mb(atWarmup)} MB -> ${mb(last)} MB`);
-    const [filters, mode, unknown, k, backend] = out.refused;
+    const [filters, mode, unknown, k, backend, weight, rankingName] = out.refused;
     assert.match(filters, /unknown filter keys `tag`, `year`: this index's filter keys are `topic`/);
     assert.match(mode, /unknown mode `fuzzy`/);
     assert.match(unknown, /unknown field `kk`/);
     assert.match(k, /search options/);
     assert.match(backend, /unknown backend `tpu`/);
+    assert.match(weight, /the title weight must be between 0 and 100, not -1/);
+    assert.match(rankingName, /ranking: unknown `boost`/);
     assert.deepEqual(page.errors, []);
   } finally {
     await browser.close();

@@ -17,7 +17,10 @@
 //                     is ready, so the page and its search work offline on the next visit),
 //                     offline-files (more URLs for it to keep: files the page fetches later),
 //                     filters (filters chosen at the start: "section:Guide, tag:rust"),
-//                     sort (order by a sort key instead of relevance: "date:desc")
+//                     sort (order by a sort key instead of relevance: "date:desc"),
+//                     ranking (keyword ranking settings other than the index's:
+//                     "titleWeight:4, headingWeight:2, termSaturation:1.2, pageLength:0.75";
+//                     a bad one is reported as the search's error)
 // Filters:            an index built from pages with data-cairn-filter shows its filter
 //                     values as toggle buttons with counts (for the query typed, or the
 //                     whole index); values of one key are alternatives (any of them), keys
@@ -99,6 +102,20 @@ function parseFilters(text) {
     if (key && value) (out[key] ||= []).includes(value) || out[key].push(value);
   }
   return out;
+}
+
+// The ranking attribute as the engine's `ranking` option: "titleWeight:4, pageLength:0.5" ->
+// { titleWeight: 4, pageLength: 0.5 } (undefined for none). Values are numbers as written:
+// one that is not is passed on as NaN, for the engine to report.
+function parseRanking(text) {
+  const out = {};
+  for (const part of (text || '').split(',')) {
+    const at = part.indexOf(':');
+    if (at <= 0) continue;
+    const value = part.slice(at + 1).trim();
+    out[part.slice(0, at).trim()] = value === '' ? NaN : Number(value);
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 const BADGE = { keyword: 'keyword', meaning: 'meaning', both: 'keyword + meaning', filter: 'filter' };
@@ -491,6 +508,7 @@ class CairnSearch extends HTMLElement {
       mode: this.getAttribute('mode') || 'hybrid',
       filters: this.chosenFilters(),
       sort: this.getAttribute('sort') || undefined,
+      ranking: parseRanking(this.getAttribute('ranking')),
     });
   }
 

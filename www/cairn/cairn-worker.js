@@ -585,6 +585,7 @@ async function runPending() {
     const options = { k: job.k || 8, mode: job.mode || 'hybrid' };
     if (job.filters && Object.keys(job.filters).length) options.filters = job.filters;
     if (job.sort) options.sort = job.sort;
+    if (job.ranking) options.ranking = job.ranking;
     const out = sharded ? await searchSharded(job.query, options) : await engine.search(job.query, options);
     post({
       type: 'results',
@@ -631,7 +632,7 @@ self.onmessage = (event) => {
         modelTimer = null;
         modelDue = Infinity;
       }
-      pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode, filters: msg.filters, sort: msg.sort };
+      pending = { seq: msg.seq, query: String(msg.query ?? ''), k: msg.k, mode: msg.mode, filters: msg.filters, sort: msg.sort, ranking: msg.ranking };
       schedule();
       break;
     case 'retry':

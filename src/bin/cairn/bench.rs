@@ -470,7 +470,7 @@ pub fn filters(dir: &Path, queries: &Path, n: usize, write: Option<&Path>) -> Re
     for (name, idx, filters) in &cases {
         let refine = Refine {
             filters: filters.clone(),
-            sort: None,
+            ..Default::default()
         };
         let searcher = Searcher::new(*idx);
         let mut cells = Vec::new();

@@ -1,11 +1,13 @@
-//! `cairn eval`: nDCG@10 and Recall@100 of an index folder on a BEIR-style benchmark.
+//! `cairn eval`: nDCG@10 and Recall@100 of an index folder on a BEIR-style benchmark, or the
+//! rank of the right page for questions about a site (MRR).
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use cairn::search::Refine;
 use cairn::{Mode, Searcher};
 
 use crate::search::{load, Loaded, LoadedIndex};
@@ -31,12 +33,110 @@ pub struct Scores {
     pub queries: usize,
 }
 
+/// What to evaluate on.
+pub enum Set {
+    /// BEIR: queries JSONL and qrels TSV.
+    Beir { queries: PathBuf, qrels: PathBuf },
+    /// Questions with the pages that answer them.
+    Questions(PathBuf),
+}
+
+/// Embeds `texts` as the engine would for `mode` (where the one fallback rule says to).
+fn query_vectors(loaded: &Loaded, texts: &[&str], mode: Mode) -> Result<Vec<Option<Vec<f32>>>> {
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+    if let Some(enc) = &loaded.encoder {
+        let wanted: Vec<usize> = (0..texts.len())
+            .filter(|&i| mode.embeds(texts[i]))
+            .collect();
+        let chosen: Vec<&str> = wanted.iter().map(|&i| texts[i]).collect();
+        for (i, v) in wanted.into_iter().zip(enc.embed_queries(&chosen)?) {
+            vectors[i] = Some(v);
+        }
+    }
+    Ok(vectors)
+}
+
+#[derive(Deserialize)]
+struct Questions {
+    questions: Vec<Question>,
+}
+
+#[derive(Deserialize)]
+struct Question {
+    q: String,
+    expect: Vec<String>,
+}
+
+/// Pages looked at per question.
+const QUESTION_DEPTH: usize = 20;
+
+/// The questions' scores: MRR over the first [`QUESTION_DEPTH`] pages, hits at 1 and 5.
+pub struct QuestionScores {
+    pub mrr: f64,
+    pub at1: usize,
+    pub at5: usize,
+    pub questions: usize,
+}
+
+/// A result URL's page (its path without anchor or query) is an expected one when the path
+/// ends with the expected file name at a `/` (or is it).
+fn on_page(url: &str, expect: &str) -> bool {
+    let path = url.split(['#', '?']).next().unwrap_or(url);
+    path == expect || path.ends_with(&format!("/{expect}"))
+}
+
+pub fn evaluate_questions(
+    loaded: &Loaded,
+    file: &Path,
+    mode: Mode,
+    fusion: cairn::search::Fusion,
+    refine: &Refine,
+) -> Result<QuestionScores> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let set: Questions =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
+    if set.questions.is_empty() {
+        bail!("{} holds no questions", file.display());
+    }
+    let texts: Vec<&str> = set.questions.iter().map(|q| q.q.as_str()).collect();
+    let vectors = query_vectors(loaded, &texts, mode)?;
+    let searcher = Searcher::new(loaded.index.source()).with_fusion(fusion);
+    let (mut mrr, mut at1, mut at5) = (0.0, 0, 0);
+    for (q, v) in set.questions.iter().zip(&vectors) {
+        let found = searcher.find_refined(v.as_deref(), None, &q.q, 100, mode, refine)?;
+        let mut pages: Vec<&str> = Vec::new();
+        for h in &found.hits {
+            let page = h.url.split(['#', '?']).next().unwrap_or(&h.url);
+            if !pages.contains(&page) {
+                pages.push(page);
+            }
+        }
+        let rank = pages
+            .iter()
+            .take(QUESTION_DEPTH)
+            .position(|p| q.expect.iter().any(|e| on_page(p, e)));
+        if let Some(r) = rank {
+            mrr += 1.0 / (r + 1) as f64;
+            at1 += usize::from(r == 0);
+            at5 += usize::from(r < 5);
+        }
+    }
+    Ok(QuestionScores {
+        mrr: mrr / set.questions.len() as f64,
+        at1,
+        at5,
+        questions: set.questions.len(),
+    })
+}
+
 pub fn evaluate(
     loaded: &Loaded,
     queries: &Path,
     qrels: &Path,
     mode: Mode,
     fusion: cairn::search::Fusion,
+    refine: &Refine,
 ) -> Result<Scores> {
     // qrels: query-id, corpus-id, score (BEIR TSV with a header line).
     let mut rels: HashMap<String, HashMap<String, f64>> = HashMap::new();
@@ -80,18 +180,14 @@ pub fn evaluate(
         );
     }
     // Embedded as the engine embeds a query, where the one fallback rule says to.
-    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; qs.len()];
-    if let Some(enc) = &loaded.encoder {
-        let wanted: Vec<usize> = (0..qs.len()).filter(|&i| mode.embeds(&qs[i].1)).collect();
-        let texts: Vec<&str> = wanted.iter().map(|&i| qs[i].1.as_str()).collect();
-        for (i, v) in wanted.into_iter().zip(enc.embed_queries(&texts)?) {
-            vectors[i] = Some(v);
-        }
-    }
+    let texts: Vec<&str> = qs.iter().map(|q| q.1.as_str()).collect();
+    let vectors = query_vectors(loaded, &texts, mode)?;
     let searcher = Searcher::new(loaded.index.source()).with_fusion(fusion);
     let (mut ndcg, mut recall) = (0.0, 0.0);
     for ((qid, qtext), v) in qs.iter().zip(&vectors) {
-        let hits = searcher.search(v.as_deref(), qtext, 100, mode)?;
+        let hits = searcher
+            .find_refined(v.as_deref(), None, qtext, 100, mode, refine)?
+            .hits;
         let mut seen = HashSet::new();
         let ranked: Vec<&str> = hits
             .iter()
@@ -134,13 +230,14 @@ pub fn evaluate(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn eval(
     dir: &Path,
-    queries: &Path,
-    qrels: &Path,
+    set: &Set,
     mode: Mode,
     json: bool,
     fusion: cairn::search::Fusion,
+    refine: &Refine,
     probe_only: bool,
 ) -> Result<()> {
     let mut loaded = load(dir, mode != Mode::Lexical)?;
@@ -150,17 +247,35 @@ pub fn eval(
             LoadedIndex::One(_) => bail!("--probe-only is for a sharded index"),
         }
     }
-    let s = evaluate(&loaded, queries, qrels, mode, fusion)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"mode": mode, "ndcg@10": s.ndcg10, "recall@100": s.recall100, "queries": s.queries})
-        );
-    } else {
-        println!(
-            "nDCG@10={:.4} Recall@100={:.4} queries={}",
-            s.ndcg10, s.recall100, s.queries
-        );
+    match set {
+        Set::Beir { queries, qrels } => {
+            let s = evaluate(&loaded, queries, qrels, mode, fusion, refine)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"mode": mode, "ndcg@10": s.ndcg10, "recall@100": s.recall100, "queries": s.queries})
+                );
+            } else {
+                println!(
+                    "nDCG@10={:.4} Recall@100={:.4} queries={}",
+                    s.ndcg10, s.recall100, s.queries
+                );
+            }
+        }
+        Set::Questions(file) => {
+            let s = evaluate_questions(&loaded, file, mode, fusion, refine)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"mode": mode, "mrr": s.mrr, "hits@1": s.at1, "hits@5": s.at5, "questions": s.questions})
+                );
+            } else {
+                println!(
+                    "MRR={:.4} hits@1={} hits@5={} questions={}",
+                    s.mrr, s.at1, s.at5, s.questions
+                );
+            }
+        }
     }
     Ok(())
 }

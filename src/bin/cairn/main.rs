@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use cairn::model::convert::{convert_folder, ConvertOptions};
 use cairn::{Encoder, Mode, Quant, Role};
@@ -128,6 +128,8 @@ enum Command {
         /// Order by a sort key instead of relevance: `key`, `key:asc` or `key:desc`.
         #[arg(long, value_name = "KEY[:desc]")]
         sort: Option<String>,
+        #[command(flatten)]
+        ranking: RankingArgs,
         /// The query (empty with --filter or --sort: list what they select).
         query: String,
     },
@@ -136,15 +138,23 @@ enum Command {
         #[arg(long)]
         index: PathBuf,
         /// Queries JSONL (`_id`, `text`).
-        #[arg(long)]
-        queries: PathBuf,
+        #[arg(long, requires = "qrels", required_unless_present = "questions")]
+        queries: Option<PathBuf>,
         /// Relevance judgements (BEIR TSV: query-id, corpus-id, score).
-        #[arg(long)]
-        qrels: PathBuf,
+        #[arg(long, requires = "queries")]
+        qrels: Option<PathBuf>,
+        /// Instead of --queries and --qrels: questions with the pages that answer them
+        /// (bench/rust-book-questions.json's shape: `{"questions": [{"q", "expect": [page file
+        /// names]}]}`), scored by the rank of the first result on an expected page (MRR over
+        /// the first 20 pages, a page counted once).
+        #[arg(long, conflicts_with_all = ["queries", "qrels"])]
+        questions: Option<PathBuf>,
         #[arg(long, default_value = "hybrid")]
         mode: Mode,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        ranking: RankingArgs,
         /// Hybrid fusion, for tuning: RRF constant.
         #[arg(long, hide = true)]
         rrf_k: Option<f32>,
@@ -164,6 +174,37 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// The keyword ranking's settings, where a search should not use the index's.
+#[derive(Args)]
+struct RankingArgs {
+    /// Keyword ranking: how many times over a word in a page's title counts (1: as in its
+    /// text).
+    #[arg(long, value_name = "W")]
+    title_weight: Option<f32>,
+    /// Keyword ranking: how many times over a word in a section's heading counts.
+    #[arg(long, value_name = "W")]
+    heading_weight: Option<f32>,
+    /// Keyword ranking: how soon more occurrences of a word stop adding (BM25's k1, above
+    /// 0; Pagefind's termSaturation).
+    #[arg(long, value_name = "K1")]
+    term_saturation: Option<f32>,
+    /// Keyword ranking: how much shorter sections are favoured (BM25's b, 0 to 1;
+    /// Pagefind's pageLength).
+    #[arg(long, value_name = "B")]
+    page_length: Option<f32>,
+}
+
+impl RankingArgs {
+    fn options(&self) -> cairn::index::lexical::RankingOptions {
+        cairn::index::lexical::RankingOptions {
+            k1: self.term_saturation,
+            b: self.page_length,
+            title: self.title_weight,
+            heading: self.heading_weight,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -417,11 +458,13 @@ fn main() -> Result<()> {
             show_reads,
             filters,
             sort,
+            ranking,
             query,
         } => {
             let refine = cairn::search::Refine {
                 filters: cairn::index::facets::Filters::from_args(&filters)?,
                 sort: sort.as_deref().map(str::parse).transpose()?,
+                ranking: ranking.options(),
             };
             search::search(&index, &query, k, mode, &refine, json, show_reads)?
         }
@@ -429,8 +472,10 @@ fn main() -> Result<()> {
             index,
             queries,
             qrels,
+            questions,
             mode,
             json,
+            ranking,
             rrf_k,
             lexical_weight,
             depth,
@@ -443,7 +488,16 @@ fn main() -> Result<()> {
                 dense_weight: d.dense_weight,
                 depth: depth.unwrap_or(d.depth),
             };
-            eval::eval(&index, &queries, &qrels, mode, json, fusion, probe_only)?
+            let set = match (questions, queries, qrels) {
+                (Some(q), _, _) => eval::Set::Questions(q),
+                (None, Some(queries), Some(qrels)) => eval::Set::Beir { queries, qrels },
+                _ => bail!("name --queries and --qrels, or --questions"),
+            };
+            let refine = cairn::search::Refine {
+                ranking: ranking.options(),
+                ..Default::default()
+            };
+            eval::eval(&index, &set, mode, json, fusion, &refine, probe_only)?
         }
         Command::Bench { command } => match command {
             BenchCommand::Encode {
