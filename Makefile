@@ -23,7 +23,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 .PHONY: all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo install e2e-install book-index fuzz \
-	bench bench-encode bench-browser bench-gpu eval-scifact clean FORCE
+	bench bench-encode bench-browser bench-gpu eval-scifact eval-ranking clean FORCE
 
 all: model
 
@@ -172,6 +172,11 @@ bench-gpu: model $(RELEASE_CLI) www
 
 eval-scifact: $(RELEASE_CLI) $(BUNDLES)
 	scripts/eval-scifact.sh
+
+# Keyword ranking before and after field weights (SciFact train, the Rust Book questions and
+# a held-out set), into BENCHMARKS.md's `ranking` section. Needs eval-scifact's q8_0 index.
+eval-ranking: $(RELEASE_CLI) $(BUNDLES)
+	scripts/eval-ranking.sh
 
 clean:
 	$(CARGO) clean

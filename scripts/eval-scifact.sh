@@ -70,7 +70,7 @@ for quant, mode, secs, line in rows:
     sizes = dict((m.group(1).strip(), int(m.group(2))) for m in re.finditer(r"^([a-z0-9 ]+?)\s+(\d+)\s+[\d.]+$", log, re.M))
     n = int(re.search(r"indexed (\d+) passages", log).group(1))
     total = sizes["index total"]
-    lex = sum(sizes.get(k, 0) for k in ("terms", "term offsets", "posting docs", "posting offsets", "posting tfs", "doc lengths"))
+    lex = sum(sizes.get(k, 0) for k in ("terms", "term offsets", "posting docs", "posting offsets", "posting tfs", "posting fields", "doc lengths"))
     dense = sizes.get("int8 rows", 0) + sizes.get("row scales", 0)
     print(f"| {quant} | {secs} | {total:,} | {total / n:.0f} | {sizes['passages'] / n:.0f} | {lex / n:.0f} | {sizes.get('binary codes', 0) / n:.0f} | {dense / n:.0f} |")
 PY

@@ -73,6 +73,25 @@ fuzz_target!(|data: &[u8]| {
     let _ = searcher
         .search(None, &query, 5, Mode::Hybrid)
         .expect("keyword search failed");
+    // Ranking settings from the input's first bytes: in range, searched; out, refused.
+    if let [a, b, c, d, ..] = *data {
+        let ranking = cairn::index::lexical::RankingOptions {
+            k1: Some(a as f32 / 16.0),
+            b: Some(b as f32 / 128.0),
+            title: Some(c as f32 / 2.0),
+            heading: Some(d as f32 / 2.0),
+        };
+        let refine = cairn::search::Refine {
+            ranking,
+            ..Default::default()
+        };
+        let in_range = a > 0 && b <= 128 && c <= 200 && d <= 200;
+        let found = searcher.find_refined(None, None, &query, 10, Mode::Lexical, &refine);
+        assert_eq!(found.is_ok(), in_range, "ranking {ranking:?}");
+        if let Ok(found) = found {
+            assert!(found.hits.iter().all(|h| h.score.is_finite()));
+        }
+    }
     if let Ok(filters) = serde_json::from_slice::<cairn::index::facets::Filters>(data) {
         let refine = cairn::search::Refine {
             filters,
