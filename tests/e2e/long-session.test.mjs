@@ -111,7 +111,7 @@ test(`${N} queries in one session: all answer, wasm memory flat after warm-up`, 
     const last = out.memory[out.memory.length - 1].bytes;
     assert.equal(last, atWarmup, `wasm memory grew after warm-up: ${mb(atWarmup)} MB -> ${mb(last)} MB`);
     const [filters, mode, unknown, k, backend, weight, rankingName] = out.refused;
-    assert.match(filters, /unknown filter keys `tag`, `year`: this index (has no filters|'s filter keys are `topic`)/);
+    assert.match(filters, /unknown filter keys `tag`, `year`: this index( has no filters|'s filter keys are `topic`)/);
     assert.match(mode, /unknown mode `fuzzy`/);
     assert.match(unknown, /unknown field `kk`/);
     assert.match(k, /search options/);
