@@ -199,15 +199,49 @@ fn settings_out_of_range_are_errors() {
             ..Default::default()
         },
     ];
+    let v = {
+        let mut v = vec![0.0f32; 8];
+        v[1] = 1.0;
+        v
+    };
     for r in bad {
         let refine = Refine {
             ranking: r,
             ..Default::default()
         };
-        let err = Searcher::new(&one)
-            .find_refined(None, None, "mutex", 10, Mode::Lexical, &refine)
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        // In every mode, though only keywords use them.
+        for mode in [Mode::Lexical, Mode::Dense, Mode::Hybrid] {
+            let err = Searcher::new(&one)
+                .find_refined(Some(&v), None, "mutex", 10, mode, &refine)
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_match_only_in_fields_weighing_nothing_is_no_match() {
+    let (one, sh) = (one_file(), sharded());
+    for index in [&one as &dyn Source, &sh as &dyn Source] {
+        let ids: Vec<String> = scores(index, "mutex", weights(0.0, 0.0))
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(ids, ["p0"], "only the text match is left");
+        let found = Searcher::new(index)
+            .find_refined(
+                None,
+                None,
+                "mutex",
+                10,
+                Mode::Lexical,
+                &Refine {
+                    ranking: weights(0.0, 1.0),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(found.total, 2, "the heading match and the text match");
     }
 }
 

@@ -43,7 +43,8 @@ pub struct Ranking {
     pub heading: f32,
 }
 
-/// The [`Ranking`] settings a search names (the others stay the index's).
+/// The [`Ranking`] settings a search names (the others stay [`Ranking::of`]'s: the index's
+/// k1 and b, the default weights).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RankingOptions {
     pub k1: Option<f32>,
@@ -85,13 +86,13 @@ impl Ranking {
         let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
         if !(ok(self.k1, 0.0, 100.0) && self.k1 > 0.0) {
             return Err(crate::Error::InvalidArgument(format!(
-                "ranking: k1 (term saturation) must be above 0 and at most 100, not {}",
+                "ranking: termSaturation (BM25's k1) must be above 0 and at most 100, not {}",
                 self.k1
             )));
         }
         if !ok(self.b, 0.0, 1.0) {
             return Err(crate::Error::InvalidArgument(format!(
-                "ranking: b (length normalisation) must be between 0 and 1, not {}",
+                "ranking: pageLength (BM25's b) must be between 0 and 1, not {}",
                 self.b
             )));
         }
@@ -454,7 +455,8 @@ pub fn encode_fields(fields: &[u8]) -> Vec<u8> {
 }
 
 /// The field bytes of `postings` postings from [`encode_fields`]'s bytes. `None` if they are
-/// malformed: a cut or overlong varint, a position past the postings, a zero byte stored.
+/// malformed: a cut varint or one of more than five bytes, a position past the postings, a
+/// zero byte stored.
 pub fn decode_fields(bytes: &[u8], postings: usize) -> Option<Vec<u8>> {
     let mut out = vec![0u8; postings];
     let (mut at, mut prev) = (0usize, None::<usize>);
@@ -668,6 +670,10 @@ impl Bm25 {
         let (title, heading) = field_counts(fields);
         let body = tf.saturating_sub(title + heading) as f32;
         let tf = body + self.title * title as f32 + self.heading * heading as f32;
+        if tf <= 0.0 {
+            // Only in fields weighing 0: no score (and no 0 / 0 with b = 1 and a length 0).
+            return 0.0;
+        }
         let dl = dl as f32;
         let norm = self.k1 * (1.0 - self.b + self.b * dl / self.avg_len.max(1e-6));
         idf * tf * (self.k1 + 1.0) / (tf + norm)

@@ -299,9 +299,12 @@ impl Index {
         if self.terms.windows(2).any(|w| w[0] >= w[1]) {
             return Err(corrupt("the term list is not sorted"));
         }
-        if !(m.avg_len.is_finite() && m.k1.is_finite() && m.b.is_finite()) {
-            return Err(corrupt("BM25 parameters are not finite"));
+        if !m.avg_len.is_finite() {
+            return Err(corrupt("the average passage length is not finite"));
         }
+        lexical::Ranking::of(m)
+            .check()
+            .map_err(|e| corrupt(format!("its BM25 parameters: {e}")))?;
         Ok(())
     }
 

@@ -531,9 +531,12 @@ impl ShardedIndex {
         if dim == 0 && n > 0 || dim > 8192 {
             return Err(bad(format!("vector length {dim}")));
         }
-        if !(meta.avg_len.is_finite() && meta.k1.is_finite() && meta.b.is_finite()) {
-            return Err(bad("BM25 parameters are not finite".into()));
+        if !meta.avg_len.is_finite() {
+            return Err(bad("the average passage length is not finite".into()));
         }
+        Ranking::of(&meta)
+            .check()
+            .map_err(|e| bad(format!("its BM25 parameters: {e}")))?;
         let t = &table;
         if t.term_starts.windows(2).any(|w| w[0] >= w[1]) {
             return Err(bad("term chunks are not in term order".into()));
@@ -753,7 +756,7 @@ impl ShardedIndex {
                     let mut past_end = false;
                     let count = for_each_posting(list, |d, _, _| past_end |= d as usize >= n);
                     match count {
-                        // At least one byte a posting, so the total fits a u32.
+                        // At least three bytes a posting, so the total fits a u32.
                         Some(c) if c > 0 && !past_end => {
                             dfs.push(c as u32);
                             total += c as u32;

@@ -329,6 +329,11 @@ impl<'a> Searcher<'a> {
                 )));
             }
         }
+        // Ranking settings are checked in every mode (only keywords use them).
+        let ranking = Ranking::of(self.index.meta()).with(&refine.ranking);
+        if !refine.ranking.is_empty() {
+            ranking.check()?;
+        }
         let facets = self.index.facets();
         let allowed = facets.allowed(&refine.filters)?;
         let ranks = match &refine.sort {
@@ -358,11 +363,9 @@ impl<'a> Searcher<'a> {
                     None => (0..n).map(|p| (p, 0.0)).collect(),
                 }
             } else {
-                let ranking = Ranking::of(self.index.meta()).with(&refine.ranking);
-                if !refine.ranking.is_empty() {
-                    ranking.check()?;
-                }
                 let mut s = self.index.lexical_scores(&terms, &ranking, &mut gaps);
+                // A match only in fields weighing 0 is no match.
+                s.retain(|&(_, score)| score > 0.0);
                 if counting {
                     unfiltered = s.iter().map(|x| x.0).collect();
                 }

@@ -187,7 +187,7 @@ test('a topic chip narrows the results, with counts, by mouse and by keyboard', 
   // search's error, said in the list; a good one answers.
   await page.evaluate(() => document.querySelector('cairn-search').setAttribute('ranking', 'titleWeight:3, pageLength:2'));
   await page.locator('cairn-search input').fill('efficient training');
-  await page.locator('cairn-search li.empty', { hasText: /Search failed: .*ranking: b \(length normalisation\) must be between 0 and 1, not 2/ }).waitFor({ timeout: 60000 });
+  await page.locator('cairn-search li.empty', { hasText: /Search failed: .*ranking: pageLength \(BM25's b\) must be between 0 and 1, not 2/ }).waitFor({ timeout: 60000 });
   await page.evaluate(() => document.querySelector('cairn-search').setAttribute('ranking', 'titleWeight:3, pageLength:0.5'));
   const weighted = await search(page, 'efficient training of models', 'hybrid');
   assert.ok(weighted.hits.length > 0);

@@ -110,8 +110,13 @@ function parseFilters(text) {
 function parseRanking(text) {
   const out = {};
   for (const part of (text || '').split(',')) {
+    if (!part.trim()) continue;
     const at = part.indexOf(':');
-    if (at <= 0) continue;
+    // A part without "name:" goes on as a name the engine does not know, to be reported.
+    if (at <= 0) {
+      out[part.trim()] = NaN;
+      continue;
+    }
     const value = part.slice(at + 1).trim();
     out[part.slice(0, at).trim()] = value === '' ? NaN : Number(value);
   }

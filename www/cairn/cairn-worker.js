@@ -10,7 +10,7 @@
 //                                     prefetch: false to fetch a sharded index's parts only as
 //                                     queries need them (default: the rest after the first
 //                                     answer, while no search runs)
-//   { type: 'search', seq, query, k, mode }
+//   { type: 'search', seq, query, k, mode, filters, sort, ranking }
 //   { type: 'retry' }                 fetch again whatever failed (index or model)
 // Messages to the page:
 //   { type: 'progress', what: 'index' | 'model', loaded, total }
