@@ -461,19 +461,7 @@ pub fn decode_fields(bytes: &[u8], postings: usize) -> Option<Vec<u8>> {
     let mut out = vec![0u8; postings];
     let (mut at, mut prev) = (0usize, None::<usize>);
     while at < bytes.len() {
-        let (mut v, mut shift) = (0u32, 0u32);
-        loop {
-            let b = *bytes.get(at)?;
-            at += 1;
-            if shift > 28 {
-                return None;
-            }
-            v |= ((b & 0x7f) as u32) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        let v = get_varint(bytes, &mut at)?;
         let i = match prev {
             None => v as usize,
             Some(p) => p.checked_add(v as usize)?.checked_add(1)?,
@@ -487,6 +475,25 @@ pub fn decode_fields(bytes: &[u8], postings: usize) -> Option<Vec<u8>> {
         prev = Some(i);
     }
     Some(out)
+}
+
+/// Reads the LEB128 varint at `*at`, moving `at` past it. `None` if it runs past the end or
+/// past five bytes. The one reader of every varint list (postings, field bytes, the sharded
+/// index's chunk postings).
+pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u32> {
+    let (mut v, mut shift) = (0u32, 0u32);
+    loop {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift > 28 {
+            return None;
+        }
+        v |= ((b & 0x7f) as u32) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
 }
 
 /// Appends `v` as an LEB128 varint.
@@ -504,19 +511,7 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u32) {
 pub fn for_each_doc(bytes: &[u8], mut f: impl FnMut(usize, u32)) -> Option<usize> {
     let (mut at, mut i, mut prev) = (0usize, 0usize, None::<u32>);
     while at < bytes.len() {
-        let (mut v, mut shift) = (0u32, 0u32);
-        loop {
-            let b = *bytes.get(at)?;
-            at += 1;
-            if shift > 28 {
-                return None;
-            }
-            v |= ((b & 0x7f) as u32) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        let v = get_varint(bytes, &mut at)?;
         let doc = match prev {
             None => v,
             Some(p) => p.checked_add(v)?.checked_add(1)?,

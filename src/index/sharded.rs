@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::dense::{self, top_k, DenseQuery, DenseView};
 use super::facets::{self, Allowed, Facets};
 use super::format::{write_container_version, IndexMeta, Passage, SectionKind, SHARDED_VERSION};
-use super::lexical::{self, put_varint, Bm25, LexicalData, Ranking};
+use super::lexical::{self, get_varint, put_varint, Bm25, LexicalData, Ranking};
 use super::writer::{json, prepare, raw};
 use super::{read_container, Container, Storage};
 use crate::kernels::PackedMatrix;
@@ -318,22 +318,6 @@ fn encode_postings(lex: &LexicalData, t: usize, out: &mut Vec<u8>) {
         put_varint(out, lex.tfs[first + i] as u32);
         put_varint(out, lex.doc_lens[d as usize]);
     });
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u32> {
-    let (mut v, mut shift) = (0u32, 0u32);
-    loop {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        if shift > 28 {
-            return None;
-        }
-        v |= ((b & 0x7f) as u32) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
 }
 
 /// Decodes one term's `(passage, tf, length)` postings, calling `f` with each. `None` if the
