@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::index::facets::{Condition, Counts, Filters, Sort};
-use crate::index::lexical::{Ranking, RankingOptions};
+use crate::index::lexical::RankingOptions;
 use crate::index::sharded::ShardedIndex;
 use crate::index::Index;
 use crate::search::{Found, Hit, Mode, Refine, Searcher, Why};
@@ -240,14 +240,7 @@ fn ranking_from_js(v: &JsValue) -> Result<RankingOptions, JsError> {
             }
         }
     }
-    let r = Ranking {
-        k1: 1.0,
-        b: 0.5,
-        title: 1.0,
-        heading: 1.0,
-    }
-    .with(&out);
-    r.check().map_err(js_err)?;
+    // Ranges are checked by the search, in every mode (`Ranking::check`).
     Ok(out)
 }
 
