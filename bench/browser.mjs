@@ -3,14 +3,19 @@
 // the worker around the wasm calls), the round trip seen by the page, the cold time to the
 // first keyword result, and the bytes a first visit fetches.
 //
-// usage: node bench/browser.mjs INDEX_DIR [INDEX_DIR...] [--queries FILE] [--write BENCHMARKS.md]
+// usage: node bench/browser.mjs INDEX_DIR [INDEX_DIR...] [--queries FILE] [--n N]
+//          [--section NAME] [--write BENCHMARKS.md]
+// (`--section browser-models` is the MiniLM / bge-small comparison: `make bench-browser-models`.)
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startServer, launch, newPage, waitForState } from '../tests/e2e/harness.mjs';
 import { percentile, machine, today, chromiumVersion, updateSection, fmt, opt } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const write = opt(args, '--write', null);
+const section = opt(args, '--section', 'browser');
+const command = section === 'browser' ? 'make bench-browser' : `make bench-${section}`;
 const queriesFile = opt(args, '--queries', path.join(ROOT, '../shared/data/scifact/queries.jsonl'));
 const N = Number(opt(args, '--n', '200'));
 const indexes = args;
@@ -91,6 +96,7 @@ async function measure(indexDir, browser) {
   await server.close();
   return {
     name: path.basename(indexDir),
+    model: (manifest.model_name || '?').split('/').pop(),
     quant: manifest.model_quant || '?',
     passages: manifest.passages,
     indexBytes: manifest.index_bytes,
@@ -115,14 +121,14 @@ for (const dir of indexes) {
 await browser.close();
 
 const mb = (b) => (b / 1e6).toFixed(2);
-let md = `Measured ${today()} on ${machine()} with \`make bench-browser\` (${chromiumVersion()}, headless, `
+let md = `Measured ${today()} on ${machine()} with \`${command}\` (${chromiumVersion()}, headless, `
   + `one worker thread; ${queries.length} SciFact queries after 10 warm-up queries, typed into the `
   + `element one after another; encode and search timed in the worker around the wasm calls; round trip `
-  + `from the input event to the results event).\n\n`;
-md += '| index | bundle | passages | encode p50 / p95 (ms) | search p50 / p95 (ms) | encode + search p50 / p95 (ms) | page round trip p50 (ms) | cold: first keyword result (ms) | cold: ready (ms) | first-visit bytes (MB): total = wasm + JS + index + model + other |\n';
-md += '|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n';
+  + `from the input event to the results event; load average ${os.loadavg()[0].toFixed(2)} at the end).\n\n`;
+md += '| index | model | bundle | passages | encode p50 / p95 (ms) | search p50 / p95 (ms) | encode + search p50 / p95 (ms) | page round trip p50 (ms) | cold: first keyword result (ms) | cold: ready (ms) | first-visit bytes (MB): total = wasm + JS + index + model + other |\n';
+md += '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n';
 for (const r of rows) {
-  md += `| ${r.name} | ${r.quant} | ${r.passages} | ${fmt(percentile(r.encode, 0.5), 2)} / ${fmt(percentile(r.encode, 0.95), 2)} `
+  md += `| ${r.name} | ${r.model} | ${r.quant} | ${r.passages} | ${fmt(percentile(r.encode, 0.5), 2)} / ${fmt(percentile(r.encode, 0.95), 2)} `
     + `| ${fmt(percentile(r.search, 0.5), 2)} / ${fmt(percentile(r.search, 0.95), 2)} `
     + `| ${fmt(percentile(r.total, 0.5), 2)} / ${fmt(percentile(r.total, 0.95), 2)} `
     + `| ${fmt(percentile(r.roundTrip, 0.5), 2)} | ${fmt(r.firstKeywordMs, 0)} | ${fmt(r.readyMs, 0)} `
@@ -132,6 +138,6 @@ md += '\nBytes are as served by a local server without compression; a server tha
   + 'wasm and the index sends fewer.\n';
 console.log(md);
 if (write) {
-  updateSection(write, 'browser', md);
-  console.error(`updated the \`browser\` section of ${write}`);
+  updateSection(write, section, md);
+  console.error(`updated the \`${section}\` section of ${write}`);
 }

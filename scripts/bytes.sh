@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # First-visit bytes of the demo and of any other index folder: raw and gzip -9 (what a
 # server that compresses sends), per file the page fetches. Writes the `bytes` section.
-# usage: scripts/bytes.sh [INDEX_DIR...] [--write BENCHMARKS.md]   (default www/indexes/papers)
+# usage: scripts/bytes.sh [INDEX_DIR...] [--section NAME] [--write BENCHMARKS.md]
+#        (default www/indexes/papers, section bytes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 write=
+section=bytes
 dirs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --write) write=$2; shift 2 ;;
+    --section) section=$2; shift 2 ;;
     *) dirs+=("$1"); shift ;;
   esac
 done
@@ -36,4 +39,4 @@ mkdir -p target
   done
 } > "$out"
 cat "$out"
-[ -z "$write" ] || scripts/bench_section.py "$write" bytes < "$out"
+[ -z "$write" ] || scripts/bench_section.py "$write" "$section" < "$out"

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("cannot convert model: {0}")]
     Convert(String),
 
+    /// An ONNX model (for conversion) is not a readable BERT encoder.
+    #[cfg(all(feature = "encoder", not(target_arch = "wasm32")))]
+    #[error("cannot convert model: {0}")]
+    Onnx(#[from] crate::model::onnx::OnnxError),
+
     /// Tokenization failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

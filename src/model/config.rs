@@ -38,6 +38,20 @@ impl Pooling {
     }
 }
 
+impl std::str::FromStr for Pooling {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            "max" => Ok(Pooling::Max),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "unknown pooling `{s}`; use mean, cls or max"
+            ))),
+        }
+    }
+}
+
 /// The activation of the feed-forward block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {

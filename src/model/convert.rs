@@ -1,9 +1,12 @@
 //! Conversion of a sentence-transformers folder into a bundle (native only).
 //!
-//! Reads `config.json`, `model.safetensors`, `tokenizer.json`, `modules.json`,
+//! Reads `config.json`, the weights (`model.safetensors`, or an ONNX export:
+//! `model.onnx` or `onnx/model.onnx`, see [`super::onnx`]), `tokenizer.json`, `modules.json`,
 //! `1_Pooling/config.json`, `sentence_bert_config.json` and
-//! `config_sentence_transformers.json`, renames the weights to llama.cpp's BERT names,
-//! quantizes every weight matrix (the word-embedding table too) and writes one GGUF file.
+//! `config_sentence_transformers.json` (options on the command line fill in or override what
+//! a folder lacks: an ONNX folder has no pooling config), renames the weights to llama.cpp's
+//! BERT names, quantizes every weight matrix (the word-embedding table too) and writes one
+//! GGUF file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +23,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     pub name: Option<String>,
+    /// The pooling, where the folder has no `1_Pooling/config.json` or it is to be overridden.
+    pub pooling: Option<Pooling>,
     pub query_prompt: Option<String>,
     pub document_prompt: Option<String>,
     pub max_seq_length: Option<usize>,
@@ -85,9 +90,13 @@ pub fn read_config(dir: &Path, opts: &ConvertOptions) -> Result<ModelConfig> {
             }
         }
     }
-    let pooling = match read_json(dir, &format!("{pooling_dir}/config.json"))? {
-        None => Pooling::Mean,
-        Some(p) => {
+    let pooling = match (
+        opts.pooling,
+        read_json(dir, &format!("{pooling_dir}/config.json"))?,
+    ) {
+        (Some(chosen), _) => chosen,
+        (None, None) => Pooling::Mean,
+        (None, Some(p)) => {
             let on = |k: &str| p.get(k).and_then(Json::as_bool).unwrap_or(false);
             if on("pooling_mode_cls_token") {
                 Pooling::Cls
@@ -229,20 +238,35 @@ pub fn gguf_name(hf: &str) -> Option<String> {
     Some(names::blk(layer, part, kind))
 }
 
+/// The folder's weights under Hugging Face names, and the file they came from:
+/// `model.safetensors`, else an ONNX export (`model.onnx`, `onnx/model.onnx`).
+pub fn read_weights(dir: &Path) -> Result<(String, Vec<(String, Tensor)>)> {
+    let st_path = dir.join("model.safetensors");
+    if st_path.exists() {
+        let bytes = std::fs::read(&st_path)?;
+        let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| Error::Convert(format!("model.safetensors: {e}")))?;
+        return Ok(("model.safetensors".into(), raw.into_iter().collect()));
+    }
+    for rel in ["model.onnx", "onnx/model.onnx"] {
+        let path = dir.join(rel);
+        if path.exists() {
+            let bytes = std::fs::read(&path)?;
+            return Ok((rel.to_string(), super::onnx::read_weights(&bytes)?));
+        }
+    }
+    Err(Error::Convert(format!(
+        "{} has neither model.safetensors nor model.onnx (PyTorch .bin checkpoints are not \
+         supported)",
+        dir.display()
+    )))
+}
+
 /// Converts a sentence-transformers folder into bundle bytes.
 pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result<Vec<u8>> {
     let config = read_config(dir, opts)?;
     let tokenizer_json = read_tokenizer_json(dir)?;
-    let st_path = dir.join("model.safetensors");
-    if !st_path.exists() {
-        return Err(Error::Convert(format!(
-            "{} has no model.safetensors (PyTorch .bin checkpoints are not supported)",
-            dir.display()
-        )));
-    }
-    let bytes = std::fs::read(&st_path)?;
-    let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-        .map_err(|e| Error::Convert(format!("model.safetensors: {e}")))?;
+    let (file, raw) = read_weights(dir)?;
     let mut renamed: HashMap<String, Tensor> = HashMap::new();
     for (name, t) in raw {
         if let Some(g) = gguf_name(&name) {
@@ -251,12 +275,12 @@ pub fn convert_folder(dir: &Path, quant: Quant, opts: &ConvertOptions) -> Result
     }
     let mut sources = Vec::new();
     for (name, shape) in gguf::expected_tensors(&config) {
-        let t = renamed.remove(&name).ok_or_else(|| {
-            Error::Convert(format!("model.safetensors lacks the tensor for `{name}`"))
-        })?;
+        let t = renamed
+            .remove(&name)
+            .ok_or_else(|| Error::Convert(format!("{file} lacks the tensor for `{name}`")))?;
         if t.dims() != shape.as_slice() {
             return Err(Error::Convert(format!(
-                "`{name}` has shape {:?}, config.json implies {shape:?}",
+                "`{name}` in {file} has shape {:?}, config.json implies {shape:?}",
                 t.dims()
             )));
         }

@@ -5,6 +5,8 @@ pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 pub mod gguf;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod onnx;
 pub mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod quantize;

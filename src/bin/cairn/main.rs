@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use cairn::model::convert::{convert_folder, ConvertOptions};
+use cairn::model::Pooling;
 use cairn::{Encoder, Mode, Quant, Role};
 
 mod bench;
@@ -211,8 +212,9 @@ impl RankingArgs {
 enum ModelCommand {
     /// Convert a sentence-transformers folder into one GGUF bundle.
     Convert {
-        /// Folder with config.json, model.safetensors, tokenizer.json (and the
-        /// sentence-transformers files modules.json, 1_Pooling/, ...).
+        /// Folder with config.json, tokenizer.json and the weights: model.safetensors, or an
+        /// ONNX export (model.onnx or onnx/model.onnx, f32 or int8-quantized); and the
+        /// sentence-transformers files modules.json, 1_Pooling/, ... where it has them.
         #[arg(required_unless_present = "hub")]
         folder: Option<PathBuf>,
         /// Download this model from the Hugging Face hub instead (needs the `hub` feature
@@ -230,6 +232,10 @@ enum ModelCommand {
         /// Model name recorded in the bundle (defaults to the config's).
         #[arg(long)]
         name: Option<String>,
+        /// How token vectors become the sentence vector: mean, cls or max (overrides
+        /// 1_Pooling/config.json; without one, mean). bge models use cls.
+        #[arg(long)]
+        pooling: Option<Pooling>,
         /// Text prepended to queries (overrides config_sentence_transformers.json).
         #[arg(long)]
         query_prompt: Option<String>,
@@ -315,6 +321,7 @@ fn main() -> Result<()> {
                 out,
                 quant,
                 name,
+                pooling,
                 query_prompt,
                 document_prompt,
                 max_seq_length,
@@ -327,6 +334,7 @@ fn main() -> Result<()> {
                 };
                 let opts = ConvertOptions {
                     name,
+                    pooling,
                     query_prompt,
                     document_prompt,
                     max_seq_length,
