@@ -63,8 +63,14 @@ models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sente
 		tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
 	mv $@.tmp $@
 
+# bge-small's q8_0 vectors of the same fixture (the browser test compares its own with them).
+models/parity-native-bge-q8_0.jsonl: models/$(BGE)-q8_0.gguf tests/fixtures/parity/sentences.json | $(CLI)
+	python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["sentences"]]' \
+		tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
+	mv $@.tmp $@
+
 model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl \
-	models/parity-native-q4_mix.jsonl models/$(BGE)-q8_0.gguf
+	models/parity-native-q4_mix.jsonl models/$(BGE)-q8_0.gguf models/parity-native-bge-q8_0.jsonl
 
 # The wasm32 target, wasm-bindgen-cli and the npm packages (skipped when present).
 tools:

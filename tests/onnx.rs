@@ -621,6 +621,21 @@ fn an_unknown_op_in_a_weight_path_is_named() {
         }
         other => panic!("expected UnknownOp, got {other}"),
     }
+    // A fused op the reader does not know, reading a quantized weight directly.
+    let ex = export_with(vocab(), true, |g| {
+        for n in g.node.iter_mut() {
+            if n.name == "encoder.layer.0.attention.self.key/MatMulInteger" {
+                n.op_type = "MatMulIntegerToFloat".into();
+            }
+        }
+    });
+    match onnx_error(&ex.bytes) {
+        OnnxError::UnknownOp { op, weight, .. } => {
+            assert_eq!(op, "MatMulIntegerToFloat");
+            assert_eq!(weight, ex.anonymous["encoder.layer.0.attention.self.key"]);
+        }
+        other => panic!("expected UnknownOp, got {other}"),
+    }
     // A weight whose product is added to something computed, not a stored bias.
     let ex = export_with(vocab(), false, |g| {
         for n in g.node.iter_mut() {

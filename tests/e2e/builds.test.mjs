@@ -2,6 +2,8 @@
 // bundle, embeds the parity sentences, and must match the native vectors of the same bundle
 // (models/parity-native-q4_mix.jsonl, written by `make model`) and each other. Then the demo
 // page: the element reports the relaxed kernel by default and SIMD128 when asked (?wasm=).
+// Last, bge-small's q8_0 bundle (12 layers, CLS pooling, a query prompt; converted from ONNX)
+// against its native vectors (models/parity-native-bge-q8_0.jsonl).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,11 +12,12 @@ import { ROOT, startServer, launch, newPage, waitForState } from './harness.mjs'
 
 const BUNDLE = 'all-minilm-l6-v2-q4_mix.gguf';
 const sentences = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/parity/sentences.json'))).sentences;
-const native = fs
-  .readFileSync(path.join(ROOT, 'models/parity-native-q4_mix.jsonl'), 'utf8')
+const readJsonl = (file) => fs
+  .readFileSync(path.join(ROOT, 'models', file), 'utf8')
   .trim()
   .split('\n')
   .map((l) => JSON.parse(l));
+const native = readJsonl('parity-native-q4_mix.jsonl');
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>builds</title><link rel="icon" href="data:,">
 <script type="module">
@@ -57,12 +60,12 @@ function cosine(a, b) {
   return dot / Math.max(Math.sqrt(na * nb), 1e-12);
 }
 
-async function embedWith(wasmFile) {
+async function embedWith(wasmFile, bundle = BUNDLE) {
   const context = await browser.newContext();
   const page = await newPage(context);
   await page.goto(server.url + 'builds.html');
   await page.waitForFunction(() => window.ready === true);
-  const out = await page.evaluate(([f, b, s]) => window.embedAll(f, b, s), [wasmFile, `/models/${BUNDLE}`, sentences]);
+  const out = await page.evaluate(([f, b, s]) => window.embedAll(f, b, s), [wasmFile, `/models/${bundle}`, sentences]);
   assert.deepEqual(page.errors, []);
   await context.close();
   return out;
@@ -100,4 +103,17 @@ test('the demo runs the relaxed build where the browser has it, SIMD128 when ask
     assert.deepEqual(page.errors, []);
     await context.close();
   }
+});
+
+test('bge-small (12 layers, CLS pooling, query prompt) embeds in the browser as natively', async () => {
+  const bge = readJsonl('parity-native-bge-q8_0.jsonl');
+  const got = await embedWith('cairn_relaxed_bg.wasm', 'bge-small-en-v1.5-q8_0.gguf');
+  let worst = 1;
+  for (let i = 0; i < sentences.length; i++) {
+    assert.equal(got.vectors[i].length, 384);
+    const c = cosine(got.vectors[i], bge[i]);
+    worst = Math.min(worst, c);
+    assert.ok(c >= 0.9999, `sentence ${i}: browser vs native cosine ${c}`);
+  }
+  console.log(`bge-small q8_0: worst cosine to native ${worst.toFixed(6)}`);
 });

@@ -190,6 +190,18 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         }
         put(&mut out, format!("{layer}.weight"), vec![n, k], t)?;
     }
+    // A stored int8/uint8 matrix left unread is a weight behind an op this reader does not
+    // know (a fused `MatMulIntegerToFloat`, say): name it rather than report a missing layer.
+    for t in graph.initializer.iter() {
+        let integer = [DataType::Int8, DataType::Uint8]
+            .iter()
+            .any(|&d| t.data_type == d as i32);
+        if integer && t.dims.len() == 2 && !used.contains(&t.name) {
+            if let Some(consumer) = g.consumers.get(t.name.as_str()).and_then(|c| c.first()) {
+                return Err(g.unknown(consumer, &t.name));
+            }
+        }
+    }
     if !out.contains_key(WORD_EMBEDDINGS) {
         return Err(OnnxError::NotBert(format!(
             "no word-embedding table is gathered by `input_ids` (its most used ops: {})",
