@@ -58,16 +58,18 @@ models/$(BGE)-%.gguf: $(BGE_SRC)/model.onnx $(CONVERT_SRC) $(wildcard src/model/
 model-bge: models/$(BGE)-q8_0.gguf models/$(BGE)-q4_mix.gguf
 
 # Native vectors of the parity fixture: the browser test checks it reproduces them.
+define EMBED_PARITY
+python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["sentences"]]' \
+	tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
+mv $@.tmp $@
+endef
+
 models/parity-native-%.jsonl: models/$(MODEL)-%.gguf tests/fixtures/parity/sentences.json | $(CLI)
-	python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["sentences"]]' \
-		tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
-	mv $@.tmp $@
+	$(EMBED_PARITY)
 
 # bge-small's q8_0 vectors of the same fixture (the browser test compares its own with them).
 models/parity-native-bge-q8_0.jsonl: models/$(BGE)-q8_0.gguf tests/fixtures/parity/sentences.json | $(CLI)
-	python3 -c 'import json,sys; [print(s) for s in json.load(open(sys.argv[1]))["sentences"]]' \
-		tests/fixtures/parity/sentences.json | $(CLI) embed --model $< --role query > $@.tmp
-	mv $@.tmp $@
+	$(EMBED_PARITY)
 
 model: $(CLI) $(BUNDLES) models/parity-native-q8_0.jsonl models/parity-native-q4_0.jsonl \
 	models/parity-native-q4_mix.jsonl models/$(BGE)-q8_0.gguf models/parity-native-bge-q8_0.jsonl
