@@ -737,9 +737,7 @@ fn damaged_bytes_are_an_error_or_weights_never_a_panic() {
     }
     for i in (0..n).step_by(1009) {
         let mut b = ex.bytes.clone();
-        for j in i..(i + 8).min(n) {
-            b[j] = 0xFF;
-        }
+        b[i..(i + 8).min(n)].fill(0xFF);
         refused += onnx::read_weights(&b).is_err() as usize;
     }
     assert!(refused > 0);
