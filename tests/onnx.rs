@@ -114,6 +114,8 @@ struct Export {
     expected: HashMap<String, (Vec<usize>, Vec<f32>)>,
     /// The anonymous name of each weight matrix, by layer prefix.
     anonymous: HashMap<String, String>,
+    /// Quantized exports: each matrix's per-column scales and zero points, by layer prefix.
+    columns: HashMap<String, (Vec<f32>, Vec<i32>)>,
 }
 
 fn linear_layers() -> Vec<(String, usize, usize)> {
@@ -142,6 +144,7 @@ fn export(vocab: usize, quantized: bool) -> Export {
 fn export_with(vocab: usize, quantized: bool, edit: impl FnOnce(&mut GraphProto)) -> Export {
     let mut expected = HashMap::new();
     let mut anonymous = HashMap::new();
+    let mut columns = HashMap::new();
     let mut inits = Vec::new();
     let mut nodes = Vec::new();
     let mut seed = 0;
@@ -264,6 +267,7 @@ fn export_with(vocab: usize, quantized: bool, edit: impl FnOnce(&mut GraphProto)
                 }
             }
             expected.insert(format!("{prefix}.weight"), (vec![out_dim, in_dim], deq));
+            columns.insert(prefix.clone(), (scales.clone(), zeros.clone()));
             inits.push(TensorProto {
                 name: format!("{base}_quantized"),
                 dims: vec![in_dim as i64, out_dim as i64],
@@ -394,6 +398,7 @@ fn export_with(vocab: usize, quantized: bool, edit: impl FnOnce(&mut GraphProto)
         bytes: model.encode_to_vec(),
         expected,
         anonymous,
+        columns,
     }
 }
 
@@ -590,10 +595,119 @@ fn a_graph_that_is_not_bert_is_refused_by_name() {
         // ... which then reads as a second position table.
     });
     let e = onnx_error(&ex.bytes);
-    assert!(
-        matches!(e, OnnxError::Unmapped { .. } | OnnxError::NotBert(_)),
-        "{e}"
-    );
+    let msg = e.to_string();
+    assert!(matches!(e, OnnxError::NotBert(_)), "{msg}");
+    assert!(msg.contains("something_else"), "{msg}");
+}
+
+#[test]
+fn indices_are_followed_through_casts() {
+    // input_ids cast to int32 before the Gather, as some exporters write it.
+    let ex = export_with(vocab(), true, |g| {
+        for n in g.node.iter_mut() {
+            for i in n.input.iter_mut() {
+                if i == "input_ids" {
+                    *i = "input_ids_int32".into();
+                }
+            }
+        }
+        g.node.push(node(
+            "Cast",
+            "cast_ids",
+            &["input_ids"],
+            &["input_ids_int32"],
+        ));
+    });
+    let weights: HashMap<String, _> = onnx::read_weights(&ex.bytes).unwrap().into_iter().collect();
+    let got: Vec<f32> = weights[onnx::WORD_EMBEDDINGS]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(got, ex.expected[onnx::WORD_EMBEDDINGS].1);
+}
+
+#[test]
+fn a_missing_zero_point_and_one_scale_for_all_columns_dequantize() {
+    let prefix = "encoder.layer.0.attention.self.value";
+    let ex = export(vocab(), true);
+    let (scales, zeros) = ex.columns[prefix].clone();
+    // No zero point: the stored values are read as (q - 0) * scale.
+    let no_zero = export_with(vocab(), true, |g| {
+        for n in g.node.iter_mut() {
+            if n.name == format!("{prefix}/MatMulInteger") {
+                n.input.truncate(3);
+            }
+        }
+    });
+    let weights: HashMap<String, _> = onnx::read_weights(&no_zero.bytes)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let got: Vec<f32> = weights[&format!("{prefix}.weight")]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let want = &ex.expected[&format!("{prefix}.weight")].1;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let c = i / HIDDEN; // out x in: row = output column
+        let shifted = w + zeros[c] as f32 * scales[c];
+        assert!((g - shifted).abs() < 1e-6, "value {i}: {g} vs {shifted}");
+    }
+    // One scale for every column.
+    let one_scale = export_with(vocab(), true, |g| {
+        let base = no_zero.anonymous[prefix].replace("_quantized", "_scale");
+        for t in g.initializer.iter_mut() {
+            if t.name == base {
+                t.dims = vec![];
+                t.float_data = vec![0.001];
+            }
+        }
+    });
+    let weights: HashMap<String, _> = onnx::read_weights(&one_scale.bytes)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let got: Vec<f32> = weights[&format!("{prefix}.weight")]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let c = i / HIDDEN;
+        let q = (w / scales[c]).round(); // q - zero point, recovered
+        assert!((g - q * 0.001).abs() < 1e-6, "value {i}");
+    }
+}
+
+#[test]
+fn half_precision_tensors_are_read() {
+    let name = "encoder.layer.1.output.LayerNorm.weight";
+    let ex = export_with(vocab(), true, |g| {
+        for t in g.initializer.iter_mut() {
+            if t.name == name {
+                let v: Vec<f32> = t
+                    .raw_data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                t.data_type = DataType::Float16 as i32;
+                t.raw_data = v
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes())
+                    .collect();
+            }
+        }
+    });
+    let weights: HashMap<String, _> = onnx::read_weights(&ex.bytes).unwrap().into_iter().collect();
+    let got: Vec<f32> = weights[name].to_vec1().unwrap();
+    let want: Vec<f32> = ex.expected[name]
+        .1
+        .iter()
+        .map(|x| half::f16::from_f32(*x).to_f32())
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -633,6 +747,41 @@ fn an_unknown_op_in_a_weight_path_is_named() {
         OnnxError::UnknownOp { op, weight, .. } => {
             assert_eq!(op, "MatMulIntegerToFloat");
             assert_eq!(weight, ex.anonymous["encoder.layer.0.attention.self.key"]);
+        }
+        other => panic!("expected UnknownOp, got {other}"),
+    }
+    // Between an embedding table's Gather and its DequantizeLinear.
+    let ex = export_with(vocab(), true, |g| {
+        let table = onnx::TOKEN_TYPE_EMBEDDINGS;
+        for n in g.node.iter_mut() {
+            if n.name == format!("{table}/Dequantize") {
+                n.input[0] = "relu_out".into();
+            }
+        }
+        g.node.push(node(
+            "Relu",
+            "table_relu",
+            &[&format!("{table}/Gather_output_0_quantized")],
+            &["relu_out"],
+        ));
+    });
+    assert!(
+        matches!(onnx_error(&ex.bytes), OnnxError::UnknownOp { op, .. } if op == "Relu"),
+        "a Relu after a table's Gather"
+    );
+    // A statically quantized input (QuantizeLinear): its scale would be folded into the
+    // weight's, so the reader refuses it by name.
+    let ex = export_with(vocab(), true, |g| {
+        for n in g.node.iter_mut() {
+            if n.name == "encoder.layer.0.output.dense/DynamicQuantizeLinear" {
+                n.op_type = "QuantizeLinear".into();
+            }
+        }
+    });
+    match onnx_error(&ex.bytes) {
+        OnnxError::UnknownOp { op, weight, .. } => {
+            assert_eq!(op, "QuantizeLinear");
+            assert_eq!(weight, ex.anonymous["encoder.layer.0.output.dense"]);
         }
         other => panic!("expected UnknownOp, got {other}"),
     }
@@ -689,6 +838,36 @@ fn unusable_tensor_data_is_refused() {
     let e = onnx_error(&huge.bytes);
     assert!(
         matches!(&e, OnnxError::BadTensor { problem, .. } if problem.contains("too large")),
+        "{e}"
+    );
+    // Typed int8 data outside int8's range (would overflow the dequantization).
+    let out_of_range = export_with(vocab(), true, |g| {
+        for t in g.initializer.iter_mut() {
+            if t.name.ends_with("_zero_point") && t.data_type == DataType::Int8 as i32 {
+                t.int32_data[0] = i32::MIN;
+                break;
+            }
+        }
+    });
+    let e = onnx_error(&out_of_range.bytes);
+    assert!(
+        matches!(&e, OnnxError::BadTensor { problem, .. } if problem.contains("outside")),
+        "{e}"
+    );
+    // An int32 matrix under a MatMulInteger.
+    let int32 = export_with(vocab(), true, |g| {
+        for t in g.initializer.iter_mut() {
+            if t.data_type == DataType::Int8 as i32 && t.dims.len() == 2 {
+                let v: Vec<i32> = t.raw_data.iter().map(|&b| b as i8 as i32).collect();
+                t.data_type = DataType::Int32 as i32;
+                t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                break;
+            }
+        }
+    });
+    let e = onnx_error(&int32.bytes);
+    assert!(
+        matches!(&e, OnnxError::BadTensor { problem, .. } if problem.contains("int32")),
         "{e}"
     );
     let wrong_scales = export_with(vocab(), true, |g| {
@@ -759,4 +938,33 @@ fn the_fuzz_seed_is_a_current_export() {
         "the seed is stale: rerun with CAIRN_UPDATE_SEEDS=1"
     );
     assert!(onnx::read_weights(&seed).is_ok());
+}
+
+#[test]
+fn a_weight_read_by_two_matmuls_is_refused() {
+    // Each reading would be dequantized anew: a small file could ask for any memory.
+    let ex = export_with(vocab(), true, |g| {
+        let p = "encoder.layer.0.attention.self.query";
+        let w = g
+            .node
+            .iter()
+            .find(|n| n.name == format!("{p}/MatMulInteger"))
+            .unwrap()
+            .clone();
+        let mut again = w.clone();
+        again.name = "again".into();
+        again.output = vec!["again_out".into()];
+        g.node.push(again);
+        g.node.push(node(
+            "Cast",
+            "again_cast",
+            &["again_out"],
+            &["again_cast_out"],
+        ));
+    });
+    let e = onnx_error(&ex.bytes);
+    assert!(
+        matches!(&e, OnnxError::Unmapped { problem, .. } if problem.contains("more than one")),
+        "{e}"
+    );
 }

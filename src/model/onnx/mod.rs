@@ -84,19 +84,30 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let mut out: Weights = BTreeMap::new();
     let mut used: HashSet<String> = HashSet::new();
 
-    // Embedding tables: a Gather from an initializer, named by what indexes it.
+    // Embedding tables: a Gather from an initializer, named by the graph input its indices
+    // come from (through casts and reshapes).
+    let mut tables: BTreeMap<&str, (&str, &str)> = BTreeMap::new(); // name -> (table, source)
     for node in g.nodes.iter().filter(|n| n.op_type == "Gather") {
         let Some(table) = node.input.first().and_then(|i| g.inits.get(i.as_str())) else {
             continue;
         };
-        if table.dims.len() != 2 {
-            continue;
+        if table.dims.len() != 2 || !(is_float(table) || is_small_int(table)) {
+            continue; // not a table of vectors (shape arithmetic, int64 buffers)
         }
-        let name = match node.input.get(1).map(String::as_str) {
-            Some("input_ids") => WORD_EMBEDDINGS,
-            Some("token_type_ids") => TOKEN_TYPE_EMBEDDINGS,
+        let source = g.source_of(node.input.get(1).map(String::as_str).unwrap_or(""));
+        let name = match source {
+            "input_ids" => WORD_EMBEDDINGS,
+            "token_type_ids" => TOKEN_TYPE_EMBEDDINGS,
             _ => POSITION_EMBEDDINGS,
         };
+        if let Some((other, other_source)) = tables.insert(name, (&table.name, source)) {
+            return Err(OnnxError::NotBert(format!(
+                "two tables are gathered as `{name}`: `{other}` (indexed by `{other_source}`) and \
+                 `{}` (indexed by `{source}`); BERT gathers by `input_ids`, `token_type_ids` \
+                 and positions",
+                table.name
+            )));
+        }
         let shape = dims(table)?;
         let values = if is_float(table) {
             floats(table)?
@@ -109,7 +120,7 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
             used.extend(dq.input.iter().skip(1).cloned());
             let scale = g.init_floats(dq.input.get(1), &table.name, "scale")?;
             let zero = match dq.input.get(2).filter(|s| !s.is_empty()) {
-                Some(z) => ints(g.init(z, &table.name)?)?,
+                Some(z) => small_ints(g.init(z, &table.name)?)?,
                 None => vec![0],
             };
             if scale.len() != 1 || zero.len() != 1 {
@@ -123,7 +134,7 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
                     ),
                 });
             }
-            ints(table)?
+            small_ints(table)?
                 .into_iter()
                 .map(|q| (q - zero[0]) as f32 * scale[0])
                 .collect()
@@ -142,6 +153,14 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         let Some(b) = node.input.get(1).and_then(|i| g.inits.get(i.as_str())) else {
             continue; // activations times activations (attention)
         };
+        // One weight, one layer: a matrix read twice would be dequantized twice (and a small
+        // file could ask for any amount of memory that way).
+        if !used.insert(b.name.clone()) {
+            return Err(OnnxError::Unmapped {
+                weight: b.name.clone(),
+                problem: "it is read by more than one MatMul (or is also a table or scale)".into(),
+            });
+        }
         let shape = dims(b)?;
         let &[k, n] = shape.as_slice() else {
             return Err(OnnxError::BadTensor {
@@ -149,13 +168,23 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
                 problem: format!("a weight matrix of shape {shape:?}, not two dimensions"),
             });
         };
-        let (layer, scale_name) = g.follow_to_bias(node, quantized, &b.name)?;
-        let values = if quantized {
+        // ONNX multiplies `x (in) * W (in x out)`; PyTorch stores `out x in`: each value goes
+        // straight to its transposed place.
+        let mut t = vec![0f32; k * n];
+        if quantized {
+            if !is_small_int(b) {
+                return Err(bad(
+                    b,
+                    format!("{} where MatMulInteger takes int8 or uint8", type_name(b)),
+                ));
+            }
+            let act_scale = g.dynamic_activation_scale(node, &b.name)?;
+            let (layer, scale_name) = g.follow_to_bias(node, Some(act_scale), &b.name)?;
             let scale = g.init_floats(Some(&scale_name), &b.name, "scale")?;
             let zero = match node.input.get(3).filter(|s| !s.is_empty()) {
                 Some(z) => {
                     used.insert(z.clone());
-                    ints(g.init(z, &b.name)?)?
+                    small_ints(g.init(z, &b.name)?)?
                 }
                 None => vec![0],
             };
@@ -168,35 +197,25 @@ pub fn read_weights(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
                 }
             }
             used.insert(scale_name);
-            let q = ints(b)?;
-            (0..k * n)
-                .map(|i| {
-                    let c = i % n;
-                    let z = zero[if zero.len() == 1 { 0 } else { c }];
-                    let s = scale[if scale.len() == 1 { 0 } else { c }];
-                    (q[i] - z) as f32 * s
-                })
-                .collect()
-        } else {
-            floats(b)?
-        };
-        used.insert(b.name.clone());
-        // ONNX multiplies `x (in) * W (in x out)`; PyTorch stores `out x in`.
-        let mut t = vec![0f32; k * n];
-        for r in 0..k {
-            for c in 0..n {
-                t[c * k + r] = values[r * n + c];
+            for (i, q) in small_ints(b)?.into_iter().enumerate() {
+                let (r, c) = (i / n, i % n);
+                let z = zero[if zero.len() == 1 { 0 } else { c }];
+                let s = scale[if scale.len() == 1 { 0 } else { c }];
+                t[c * k + r] = (q - z) as f32 * s;
             }
+            put(&mut out, format!("{layer}.weight"), vec![n, k], t)?;
+        } else {
+            let (layer, _) = g.follow_to_bias(node, None, &b.name)?;
+            for (i, v) in floats(b)?.into_iter().enumerate() {
+                t[(i % n) * k + i / n] = v;
+            }
+            put(&mut out, format!("{layer}.weight"), vec![n, k], t)?;
         }
-        put(&mut out, format!("{layer}.weight"), vec![n, k], t)?;
     }
     // A stored int8/uint8 matrix left unread is a weight behind an op this reader does not
     // know (a fused `MatMulIntegerToFloat`, say): name it rather than report a missing layer.
     for t in graph.initializer.iter() {
-        let integer = [DataType::Int8, DataType::Uint8]
-            .iter()
-            .any(|&d| t.data_type == d as i32);
-        if integer && t.dims.len() == 2 && !used.contains(&t.name) {
+        if is_small_int(t) && t.dims.len() == 2 && !used.contains(&t.name) {
             if let Some(consumer) = g.consumers.get(t.name.as_str()).and_then(|c| c.first()) {
                 return Err(g.unknown(consumer, &t.name));
             }
@@ -286,6 +305,28 @@ impl<'a> Graph<'a> {
             .join(", ")
     }
 
+    /// Where `tensor`'s values come from through ops that keep them (casts, reshapes): a
+    /// graph input, or the first tensor another op computes. Bounded, as graphs may be forged.
+    fn source_of(&self, mut tensor: &'a str) -> &'a str {
+        for _ in 0..8 {
+            match self.producer.get(tensor) {
+                Some(n)
+                    if matches!(
+                        n.op_type.as_str(),
+                        "Cast" | "Unsqueeze" | "Squeeze" | "Reshape" | "Identity" | "Flatten"
+                    ) =>
+                {
+                    match n.input.first() {
+                        Some(i) => tensor = i.as_str(),
+                        None => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        tensor
+    }
+
     fn unknown(&self, node: &NodeProto, weight: &str) -> OnnxError {
         OnnxError::UnknownOp {
             op: node.op_type.clone(),
@@ -326,14 +367,16 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Follows the product of a (quantized) matmul to the Add of its bias: returns the layer
-    /// (the bias's name without `.bias`) and, for a quantized one, the weight scale's name.
+    /// Follows the product of a matmul to the Add of its bias: returns the layer (the bias's
+    /// name without `.bias`) and, for a quantized one (`act_scale`: the run-time scale of its
+    /// input), the weight scale's name.
     fn follow_to_bias(
         &self,
         matmul: &NodeProto,
-        quantized: bool,
+        act_scale: Option<&str>,
         weight: &str,
     ) -> Result<(String, String)> {
+        let quantized = act_scale.is_some();
         let mut tensor = matmul.output.first().map(String::as_str).unwrap_or("");
         let mut scale = None;
         // A bounded walk: Cast, then Mul by the scales, then Add; never more than a few ops.
@@ -345,12 +388,12 @@ impl<'a> Graph<'a> {
                 .map(String::as_str)
                 .find(|i| *i != tensor)
                 .unwrap_or("");
-            match node.op_type.as_str() {
-                "Cast" if quantized => {}
-                "Mul" if quantized && scale.is_none() => {
-                    scale = Some(self.weight_scale(other, weight)?)
+            match (node.op_type.as_str(), act_scale) {
+                ("Cast", Some(_)) => {}
+                ("Mul", Some(act)) if scale.is_none() => {
+                    scale = Some(self.weight_scale(other, act, weight)?)
                 }
-                "Add" => {
+                ("Add", _) => {
                     let Some(layer) = other
                         .strip_suffix(".bias")
                         .filter(|_| self.inits.contains_key(other))
@@ -382,27 +425,52 @@ impl<'a> Graph<'a> {
         })
     }
 
-    /// The weight's scale in the `Mul` after a `MatMulInteger`: a stored tensor, or the
-    /// stored factor of the `Mul` (activation scale x weight scale) that computes it.
-    fn weight_scale(&self, factor: &str, weight: &str) -> Result<String> {
-        if self.inits.contains_key(factor) {
-            return Ok(factor.to_string());
-        }
-        match self.producer.get(factor) {
-            Some(n) if n.op_type == "Mul" => n
-                .input
-                .iter()
-                .find(|i| self.inits.contains_key(i.as_str()))
-                .cloned()
+    /// The run-time scale of a `MatMulInteger`'s input: the second output of the
+    /// `DynamicQuantizeLinear` that makes it (dynamic quantization is what this reader
+    /// knows; a statically quantized input's scale would be folded into the weight's).
+    fn dynamic_activation_scale(&self, matmul: &NodeProto, weight: &str) -> Result<&'a str> {
+        let input = matmul.input.first().map(String::as_str).unwrap_or("");
+        match self.producer.get(input) {
+            Some(q) if q.op_type == "DynamicQuantizeLinear" => q
+                .output
+                .get(1)
+                .map(String::as_str)
                 .ok_or_else(|| OnnxError::Unmapped {
                     weight: weight.to_string(),
-                    problem: format!("no stored scale among the inputs of `{}`", n.name),
+                    problem: format!("`{}` has no scale output", q.name),
                 }),
-            Some(n) => Err(self.unknown(n, weight)),
+            Some(q) => Err(self.unknown(q, weight)),
             None => Err(OnnxError::Unmapped {
                 weight: weight.to_string(),
-                problem: format!("its scale `{factor}` comes from nowhere"),
+                problem: format!("its input `{input}` is not quantized in the graph"),
             }),
+        }
+    }
+
+    /// The weight's scale in the `Mul` after a `MatMulInteger`: the `Mul` that computes
+    /// `factor` multiplies the input's run-time scale `act` by one stored tensor, the
+    /// weight's scale.
+    fn weight_scale(&self, factor: &str, act: &str, weight: &str) -> Result<String> {
+        let unmapped = |problem: String| OnnxError::Unmapped {
+            weight: weight.to_string(),
+            problem,
+        };
+        let n = match self.producer.get(factor) {
+            Some(n) if n.op_type == "Mul" => n,
+            Some(n) => return Err(self.unknown(n, weight)),
+            None => {
+                return Err(unmapped(format!(
+                    "its product is scaled by `{factor}`, which no Mul of the input's scale \
+                     and a stored weight scale computes"
+                )))
+            }
+        };
+        match n.input.as_slice() {
+            [a, w] | [w, a] if a == act && self.inits.contains_key(w.as_str()) => Ok(w.clone()),
+            _ => Err(unmapped(format!(
+                "`{}` multiplies {:?}, not the input's scale `{act}` by one stored scale",
+                n.name, n.input
+            ))),
         }
     }
 }
@@ -511,24 +579,28 @@ fn floats(t: &TensorProto) -> Result<Vec<f32>> {
     }
 }
 
-/// An integer tensor's values (int8, uint8 or int32; the typed field of all three is
-/// `int32_data`).
-fn ints(t: &TensorProto) -> Result<Vec<i32>> {
-    let read: fn(&[u8]) -> i32 = match DataType::try_from(t.data_type) {
-        Ok(DataType::Int8) => |b| b[0] as i8 as i32,
-        Ok(DataType::Uint8) => |b| b[0] as i32,
-        Ok(DataType::Int32) => |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+fn is_small_int(t: &TensorProto) -> bool {
+    [DataType::Int8, DataType::Uint8]
+        .iter()
+        .any(|&d| t.data_type == d as i32)
+}
+
+/// An int8 or uint8 tensor's values (raw bytes, or the typed field `int32_data`, whose
+/// values must lie in the type's range).
+fn small_ints(t: &TensorProto) -> Result<Vec<i32>> {
+    let (read, range): (fn(&[u8]) -> i32, _) = match DataType::try_from(t.data_type) {
+        Ok(DataType::Int8) => (|b| b[0] as i8 as i32, -128..=127),
+        Ok(DataType::Uint8) => (|b| b[0] as i32, 0..=255),
         _ => {
             return Err(bad(
                 t,
-                format!("{} where int8, uint8 or int32 was expected", type_name(t)),
+                format!("{} where int8 or uint8 was expected", type_name(t)),
             ))
         }
     };
-    let size = if t.data_type == DataType::Int32 as i32 {
-        4
-    } else {
-        1
-    };
-    raw_or(t, size, &t.int32_data, read, |&v| v)
+    let values = raw_or(t, 1, &t.int32_data, read, |&v| v)?;
+    if let Some(v) = values.iter().find(|v| !range.contains(*v)) {
+        return Err(bad(t, format!("value {v} outside its type's range")));
+    }
+    Ok(values)
 }
