@@ -486,12 +486,11 @@ fn f32_export_converts_to_its_weights() {
 #[test]
 fn weight_matrices_are_named_by_their_bias_not_their_order() {
     let ex = export(vocab(), true);
-    let weights: HashMap<String, _> = onnx::read_weights(&ex.bytes).unwrap().into_iter().collect();
+    let weights = read_values(&ex.bytes);
     for (prefix, out_dim, in_dim) in linear_layers() {
-        let t = &weights[&format!("{prefix}.weight")];
-        assert_eq!(t.dims(), &[out_dim, in_dim], "{prefix}");
-        let got: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(got, ex.expected[&format!("{prefix}.weight")].1, "{prefix}");
+        let (shape, got) = &weights[&format!("{prefix}.weight")];
+        assert_eq!(shape, &[out_dim, in_dim], "{prefix}");
+        assert_eq!(got, &ex.expected[&format!("{prefix}.weight")].1, "{prefix}");
     }
     // Anonymous names are not in the output; the quantized tables are under their HF names.
     assert!(ex.anonymous.values().all(|a| !weights.contains_key(a)));
@@ -519,6 +518,18 @@ fn the_q8_0_bundle_of_an_int8_export_stays_close() {
         assert!(c > 0.99, "q8_0 of the int8 export: cosine {c}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The weights `read_weights` finds in `bytes`, by name, as flat f32 values and shapes.
+fn read_values(bytes: &[u8]) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    onnx::read_weights(bytes)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| {
+            let shape = t.dims().to_vec();
+            (name, (shape, t.flatten_all().unwrap().to_vec1().unwrap()))
+        })
+        .collect()
 }
 
 fn onnx_error(bytes: &[u8]) -> OnnxError {
@@ -618,13 +629,8 @@ fn indices_are_followed_through_casts() {
             &["input_ids_int32"],
         ));
     });
-    let weights: HashMap<String, _> = onnx::read_weights(&ex.bytes).unwrap().into_iter().collect();
-    let got: Vec<f32> = weights[onnx::WORD_EMBEDDINGS]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    assert_eq!(got, ex.expected[onnx::WORD_EMBEDDINGS].1);
+    let got = &read_values(&ex.bytes)[onnx::WORD_EMBEDDINGS].1;
+    assert_eq!(got, &ex.expected[onnx::WORD_EMBEDDINGS].1);
 }
 
 #[test]
@@ -640,15 +646,9 @@ fn a_missing_zero_point_and_one_scale_for_all_columns_dequantize() {
             }
         }
     });
-    let weights: HashMap<String, _> = onnx::read_weights(&no_zero.bytes)
-        .unwrap()
-        .into_iter()
-        .collect();
-    let got: Vec<f32> = weights[&format!("{prefix}.weight")]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let got = read_values(&no_zero.bytes)[&format!("{prefix}.weight")]
+        .1
+        .clone();
     let want = &ex.expected[&format!("{prefix}.weight")].1;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let c = i / HIDDEN; // out x in: row = output column
@@ -665,15 +665,9 @@ fn a_missing_zero_point_and_one_scale_for_all_columns_dequantize() {
             }
         }
     });
-    let weights: HashMap<String, _> = onnx::read_weights(&one_scale.bytes)
-        .unwrap()
-        .into_iter()
-        .collect();
-    let got: Vec<f32> = weights[&format!("{prefix}.weight")]
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let got = read_values(&one_scale.bytes)[&format!("{prefix}.weight")]
+        .1
+        .clone();
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let c = i / HIDDEN;
         let q = (w / scales[c]).round(); // q - zero point, recovered
@@ -700,8 +694,7 @@ fn half_precision_tensors_are_read() {
             }
         }
     });
-    let weights: HashMap<String, _> = onnx::read_weights(&ex.bytes).unwrap().into_iter().collect();
-    let got: Vec<f32> = weights[name].to_vec1().unwrap();
+    let got = read_values(&ex.bytes)[name].1.clone();
     let want: Vec<f32> = ex.expected[name]
         .1
         .iter()
