@@ -97,7 +97,7 @@ def quality():
 
 def cairn_index(quant):
     log = (OUT / f"cairn-index-{quant}.log").read_text()
-    m = re.search(r"indexed (\d+) passages in ([\d.]+) s \(([\d.]+) passages/s embedding", log)
+    m = re.search(r"indexed (\d+) passages in ([\d.]+) s \(([\d.]+) (?:passages|texts)/s embedding", log)
     k = re.search(r"int8 kernel ([\w-]+)", log)
     wall = float((OUT / f"cairn-index-{quant}.wall").read_text())
     n, secs, rate = int(m.group(1)), float(m.group(2)), float(m.group(3))

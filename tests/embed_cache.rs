@@ -51,7 +51,7 @@ fn index(site: &Path, out: &Path, cache: Option<&Path>) -> (Vec<u8>, String) {
     (bytes, err)
 }
 
-/// (embedded, total) from `cairn index`'s "embedding N of M passages" line.
+/// (embedded, total) from `cairn index`'s "embedding N of M texts" line.
 fn embedded(stderr: &str) -> (usize, usize) {
     let line = stderr
         .lines()

@@ -4,6 +4,9 @@
 //! records and Markdown front matter.
 #![cfg(all(feature = "ingest", not(target_arch = "wasm32")))]
 
+#[cfg(feature = "encoder")]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -303,4 +306,57 @@ The await keyword suspends the function.
     assert!(ps
         .iter()
         .all(|p| p.filters.is_empty() && p.meta.is_empty() && p.sort.is_empty()));
+}
+
+/// A section far over the model's budget is embedded in parts that each fit, counted by the
+/// real tokenizer (which must not truncate while counting, or nothing is ever cut), and stays
+/// one passage with one unit vector.
+#[cfg(feature = "encoder")]
+#[test]
+fn long_section_is_embedded_in_parts_within_the_models_budget() {
+    use cairn::ingest::EmbedPlan;
+    use cairn::{Encoder, Role};
+    let enc = Encoder::from_bytes(&common::read_model_file("all-minilm-l6-v2-q4_0.gguf")).unwrap();
+    let budget = enc.config().max_seq_length;
+    let words: Vec<String> = (0..3_000)
+        .map(|i| format!("{} word{i}", ["ownership", "borrowing", "lifetimes"][i % 3]))
+        .collect();
+    let section = Passage {
+        id: "/long.html#s".into(),
+        url: "/long.html".into(),
+        anchor: "s".into(),
+        title: "Long".into(),
+        heading: "A very long section".into(),
+        text: words.join(" "),
+        ..Passage::default()
+    };
+    let short = Passage {
+        id: "/short.html".into(),
+        text: "a short page".into(),
+        ..Passage::default()
+    };
+    let count = |t: &str| enc.token_count(t, Role::Document).unwrap();
+    assert!(count(&section.indexed_text()) > 10 * budget);
+    let sections = vec![short.clone(), section.clone()];
+    let plan = EmbedPlan::parts(&sections, budget, 32, &count);
+    assert_eq!(plan.texts[0], short.indexed_text());
+    let parts = plan.texts.len() - 1;
+    assert!(parts >= 10, "{parts} parts");
+    for (i, t) in plan.texts.iter().enumerate().skip(1) {
+        assert_eq!(plan.owner[i], 1);
+        assert!(count(t) <= budget, "part {i}");
+        assert!(t.starts_with("Long A very long section "), "part {i}");
+    }
+    // Every word of the section is in some part.
+    assert!(plan.texts.last().unwrap().ends_with(" word2999"));
+    let vectors = plan
+        .join(enc.embed(&plan.texts, Role::Document).unwrap())
+        .unwrap();
+    assert_eq!(vectors.len(), 2);
+    let norm: f32 = vectors[1].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    // The whole section's vector is not its first part's alone.
+    let first = enc.embed(&[&plan.texts[1]], Role::Document).unwrap();
+    let dot: f32 = first[0].iter().zip(&vectors[1]).map(|(a, b)| a * b).sum();
+    assert!(dot < 0.9999, "{dot}");
 }

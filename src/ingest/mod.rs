@@ -4,7 +4,8 @@
 //! - [`html`]: pages of a static site, split at headings into sections with `#anchor`s.
 //! - [`markdown`]: `.md` files, split the same way.
 //! - [`jsonl`]: one record per line (`_id`, `title`, `text`, optional `url`).
-//! - [`split`]: cuts sections longer than the model's token budget into overlapping parts.
+//! - [`split`]: what the model embeds of each passage: a section longer than its token budget
+//!   in overlapping parts, whose vectors are averaged into the section's.
 //!
 //! Every source can give a page (or record) **filters**, **meta** and **sort** keys, as
 //! Pagefind's `data-pagefind-filter/meta/sort` do; they apply to every passage of the page:
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 pub use html::{ingest_site, SiteOptions, SiteReport, Skipped};
 pub use jsonl::ingest_jsonl;
 pub use markdown::ingest_markdown;
-pub use split::split_long;
+pub use split::{parts, EmbedPlan};
 
 use crate::index::Passage;
 use crate::{Error, Result};

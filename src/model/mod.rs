@@ -48,6 +48,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 pub struct Encoder {
     config: ModelConfig,
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, built on the first [`Encoder::token_count`]:
+    /// counting must see a whole long section, or splitting it could never trigger.
+    counter: std::sync::OnceLock<Tokenizer>,
     model: bert::Bert,
     quant: String,
     fingerprint: String,
@@ -86,6 +89,7 @@ impl Encoder {
         Ok(Self {
             config: bundle.config,
             tokenizer,
+            counter: std::sync::OnceLock::new(),
             model,
             quant: bundle.quant,
             fingerprint: bundle.fingerprint,
@@ -132,12 +136,22 @@ impl Encoder {
         format!("{}{text}", self.prompt(role))
     }
 
-    /// Number of tokens `text` becomes for this role, after truncation (special tokens
-    /// included). Lets callers split long passages within the model's budget.
+    /// Number of tokens `text` becomes for this role before truncation (the prompt and
+    /// special tokens included), so it can exceed the model's `max_seq_length`: what the
+    /// ingest's splitting asks to cut long sections within the budget. The model itself
+    /// reads at most `max_seq_length` of them ([`Encoder::tokenize`]).
     pub fn token_count(&self, text: &str, role: Role) -> Result<usize> {
         let input = self.with_prompt(text, role);
-        let enc = self
-            .tokenizer
+        let counter = match self.counter.get() {
+            Some(c) => c,
+            None => {
+                let mut c = self.tokenizer.clone();
+                c.with_truncation(None)
+                    .map_err(|e| Error::Tokenizer(format!("cannot unset truncation: {e}")))?;
+                self.counter.get_or_init(|| c)
+            }
+        };
+        let enc = counter
             .encode(input, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().len())

@@ -289,7 +289,11 @@ pub fn gpu(
     let last = cals.last().unwrap();
     let tokens: usize = refs
         .iter()
-        .map(|t| cpu.token_count(t, Role::Document).unwrap_or(0))
+        .map(|t| {
+            cpu.token_count(t, Role::Document)
+                .unwrap_or(0)
+                .min(cpu.config().max_seq_length)
+        })
         .sum::<usize>()
         / refs.len().max(1);
     let mut md = format!(

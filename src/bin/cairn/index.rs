@@ -12,7 +12,7 @@ use cairn::index::sharded::{build_sharded, ShardOptions, ShardedIndex};
 use cairn::index::{build_index, Index, Passage};
 
 use crate::search::LoadedIndex;
-use cairn::ingest::{self, SiteOptions};
+use cairn::ingest::{self, EmbedPlan, SiteOptions};
 use cairn::{Encoder, Role};
 
 /// Where passages come from.
@@ -143,10 +143,10 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     };
     let enc = Encoder::from_bundle(bundle)?;
     // Sections longer than the model's budget (the model truncates, so the rest would be
-    // invisible to meaning search) are split with a little overlap.
+    // invisible to meaning search) are embedded in overlapping parts (`ingest::split`).
     let budget = enc.config().max_seq_length;
     let count = |t: &str| enc.token_count(t, Role::Document).unwrap_or(usize::MAX);
-    let passages: Vec<Passage> = match &source {
+    let (passages, plan): (Vec<Passage>, EmbedPlan) = match &source {
         Source::Site(dir) => {
             let site_opts = SiteOptions {
                 base_url: opts.base_url.clone(),
@@ -159,12 +159,14 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
                 report.skipped.len(),
                 summarize_skipped(&report.skipped)
             );
-            ingest::split_long(passages, budget, opts.overlap, &count)
+            let plan = EmbedPlan::parts(&passages, budget, opts.overlap, &count);
+            (passages, plan)
         }
         Source::Markdown(dir) => {
             let passages = ingest::ingest_markdown(dir, &opts.base_url)
                 .with_context(|| format!("reading Markdown in {}", dir.display()))?;
-            ingest::split_long(passages, budget, opts.overlap, &count)
+            let plan = EmbedPlan::parts(&passages, budget, opts.overlap, &count);
+            (passages, plan)
         }
         // Corpus records stay whole (the model truncates them), as BEIR evaluates them.
         Source::Jsonl(file) => {
@@ -175,13 +177,14 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
                     p.url = t.replace("{id}", &url_escape(&p.id));
                 }
             }
-            passages
+            let plan = EmbedPlan::whole(&passages);
+            (passages, plan)
         }
     };
     if passages.is_empty() {
         bail!("no passages found: is the path right, and does it contain HTML/JSONL/Markdown?");
     }
-    let texts: Vec<String> = passages.iter().map(Passage::indexed_text).collect();
+    let texts = &plan.texts;
     let bar = ProgressBar::new(texts.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -202,9 +205,11 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
     }
     let from_cache = texts.len() - todo.len();
     eprintln!(
-        "embedding {} of {} passages on {}; {from_cache} unchanged, from the cache",
+        "embedding {} of {} texts ({} passages; a long section in parts) on {}; \
+         {from_cache} unchanged, from the cache",
         todo.len(),
         texts.len(),
+        passages.len(),
         embedder.name()
     );
     bar.set_length(todo.len() as u64);
@@ -234,6 +239,8 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
             );
         }
     }
+    // A section embedded in parts gets their mean.
+    let vectors = plan.join(vectors)?;
     let (fingerprint, model_id) = (enc.fingerprint(), &enc.config().name);
     let (bytes, parts) = if let Some(shard_opts) = &opts.sharded {
         let files = build_sharded(&passages, &vectors, fingerprint, model_id, shard_opts)?;
@@ -309,7 +316,7 @@ pub fn index(model: &Path, source: Source, out: &Path, opts: &IndexOptions) -> R
 
     let n = passages.len() as f64;
     eprintln!(
-        "indexed {} passages in {:.1} s ({:.2} passages/s embedding, {} embedded, {} from the cache)",
+        "indexed {} passages in {:.1} s ({:.2} texts/s embedding, {} embedded, {} from the cache)",
         passages.len(),
         started.elapsed().as_secs_f64(),
         todo.len() as f64 / embed_secs.max(1e-9),

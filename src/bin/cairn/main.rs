@@ -63,7 +63,8 @@ enum Command {
         /// Output folder (index, model and `cairn-entry.json`).
         #[arg(long)]
         out: PathBuf,
-        /// Tokens shared by consecutive parts when a long section is split.
+        /// Tokens shared by consecutive parts of a section longer than the model reads (it is
+        /// embedded in parts, and its vector is their mean; the section stays one result).
         #[arg(long, default_value_t = 32)]
         overlap: usize,
         /// URL prefix of the site's pages (when the site is not served from the root).
