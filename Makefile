@@ -23,7 +23,7 @@ WASM_TEST_ENV := CHROMEDRIVER=$${CHROMEDRIVER:-/usr/bin/chromedriver} \
 	NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 
 .PHONY: model-bge eval-scifact-bge bench-browser-models all test test-native test-arm test-wasm test-e2e lint model tools wasm www demo install e2e-install book-index fuzz \
-	bench bench-encode bench-browser bench-gpu eval-scifact eval-ranking clean FORCE
+	bench bench-encode bench-browser bench-own bench-gpu eval-scifact eval-ranking clean FORCE
 
 all: model
 
@@ -138,6 +138,8 @@ lint: model tools
 	$(CARGO) clippy --target wasm32-unknown-unknown --all-targets --features gpu -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --lib --no-default-features --target-dir target/keyword \
 		-- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --lib --no-default-features --features ingest \
+		--target-dir target/keyword -- -D warnings
 	$(RELAXED) $(CARGO) clippy --target wasm32-unknown-unknown -p cairn-kernels --all-targets $(RELAXED_DIR) \
 		-- -D warnings
 
@@ -176,6 +178,10 @@ test-e2e: model www $(PAPERS_SHARDED) e2e-install
 test: lint test-native test-arm test-wasm test-e2e
 
 # Browser benchmark on the SciFact index (built by eval-scifact): see bench/browser.mjs.
+# In-browser indexing (www/own.html) on the CPU and WebGPU beside `cairn index` (issue 17).
+bench-own: $(DEMO_BUNDLE) www $(RELEASE_CLI)
+	node bench/own-indexing.mjs --write BENCHMARKS.md
+
 bench-browser: model www
 	node bench/browser.mjs target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
 	scripts/bytes.sh www/indexes/papers target/scifact/q4_0 target/scifact/q8_0 --write BENCHMARKS.md
@@ -218,10 +224,11 @@ eval-ranking: $(RELEASE_CLI) $(BUNDLES)
 clean:
 	$(CARGO) clean
 	rm -rf models pkg node_modules www/indexes www/book www/cairn/cairn.js www/cairn/cairn_bg.wasm \
-		www/cairn/cairn_relaxed_bg.wasm www/cairn/cairn_keyword.js www/cairn/cairn_keyword_bg.wasm
+		www/cairn/cairn_relaxed_bg.wasm www/cairn/cairn_keyword.js www/cairn/cairn_keyword_bg.wasm \
+		www/cairn/cairn_ingest.js www/cairn/cairn_ingest_bg.wasm
 
 # Fuzz every parser that reads outside bytes (cargo-fuzz, nightly): FUZZ_SECONDS per target.
-FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest search_query onnx_reader
+FUZZ_TARGETS ?= index_reader bundle_reader model_config html_ingest file_ingest search_query onnx_reader
 FUZZ_SECONDS ?= 600
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

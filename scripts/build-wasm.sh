@@ -22,6 +22,15 @@ wasm-bindgen --target web --out-dir pkg --out-name cairn \
   target/wasm32-unknown-unknown/wasm-release/cairn.wasm
 wasm-bindgen --target web --out-dir pkg --out-name cairn_keyword \
   target/keyword/wasm32-unknown-unknown/wasm-keyword/cairn.wasm
+# The ingest module: the keyword build plus the CLI's file readers and index writer (feature
+# `ingest`, no encoder), which only a page that indexes the visitor's own files loads
+# (www/own.html; the worker embeds with the full engine). Same target folder as the keyword
+# engine, so the two share their dependencies; built after the keyword engine's bindings,
+# since both link to the same file name.
+cargo build --profile wasm-keyword --target wasm32-unknown-unknown --lib --no-default-features \
+  --features ingest --target-dir target/keyword
+wasm-bindgen --target web --out-dir pkg --out-name cairn_ingest \
+  target/keyword/wasm32-unknown-unknown/wasm-keyword/cairn.wasm
 rm -rf target/relaxed/bindgen
 wasm-bindgen --target web --out-dir target/relaxed/bindgen --out-name cairn \
   target/relaxed/wasm32-unknown-unknown/wasm-release/cairn.wasm
@@ -38,6 +47,8 @@ node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
   target/relaxed/bindgen/cairn_bg.wasm -o pkg/cairn_relaxed_bg.wasm
 node_modules/.bin/wasm-opt -Oz "${features[@]}" pkg/cairn_keyword_bg.wasm -o pkg/cairn_keyword_bg.wasm.opt
 mv pkg/cairn_keyword_bg.wasm.opt pkg/cairn_keyword_bg.wasm
+node_modules/.bin/wasm-opt -Oz "${features[@]}" pkg/cairn_ingest_bg.wasm -o pkg/cairn_ingest_bg.wasm.opt
+mv pkg/cairn_ingest_bg.wasm.opt pkg/cairn_ingest_bg.wasm
 cp www/cairn/cairn-search.js www/cairn/cairn-worker.js www/cairn/cairn-sw.js pkg/
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 cat > pkg/package.json <<JSON
@@ -50,16 +61,18 @@ cat > pkg/package.json <<JSON
   "main": "cairn.js",
   "module": "cairn.js",
   "types": "cairn.d.ts",
-  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn_keyword.js", "cairn_keyword.d.ts", "cairn_keyword_bg.wasm", "cairn_keyword_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "cairn-sw.js", "README.md"],
+  "files": ["cairn.js", "cairn.d.ts", "cairn_bg.wasm", "cairn_relaxed_bg.wasm", "cairn_bg.wasm.d.ts", "cairn_keyword.js", "cairn_keyword.d.ts", "cairn_keyword_bg.wasm", "cairn_keyword_bg.wasm.d.ts", "cairn_ingest.js", "cairn_ingest.d.ts", "cairn_ingest_bg.wasm", "cairn_ingest_bg.wasm.d.ts", "cairn-search.js", "cairn-worker.js", "cairn-sw.js", "README.md"],
   "exports": {
     ".": { "types": "./cairn.d.ts", "default": "./cairn.js" },
     "./element": "./cairn-search.js",
     "./keyword": { "types": "./cairn_keyword.d.ts", "default": "./cairn_keyword.js" },
+    "./ingest": { "types": "./cairn_ingest.d.ts", "default": "./cairn_ingest.js" },
     "./worker": "./cairn-worker.js",
     "./sw": "./cairn-sw.js",
     "./cairn_bg.wasm": "./cairn_bg.wasm",
     "./cairn_relaxed_bg.wasm": "./cairn_relaxed_bg.wasm",
-    "./cairn_keyword_bg.wasm": "./cairn_keyword_bg.wasm"
+    "./cairn_keyword_bg.wasm": "./cairn_keyword_bg.wasm",
+    "./cairn_ingest_bg.wasm": "./cairn_ingest_bg.wasm"
   },
   "sideEffects": ["./cairn-search.js"]
 }
@@ -74,7 +87,9 @@ engine (`cairn_keyword.js`, `cairn_keyword_bg.wasm`: the index, keyword and vect
 no encoder; the worker answers with it first on a sharded index), its worker
 (`cairn-worker.js`), the `<cairn-search>` element (`cairn-search.js`) and an optional
 service worker for offline visits (`cairn-sw.js`; see the element's `service-worker`
-attribute).
+attribute). The ingest module (`cairn_ingest.js`, `cairn_ingest_bg.wasm`: Cairn's file
+readers and index writer) is loaded only by an element with the `own` attribute, which
+indexes the visitor's own files in the browser (`element.ingest(files)`).
 
 Build an index folder with the `cairn` command line (`cairn index --site public --out
 public/_cairn --ui <this folder>`), then add to any page:
@@ -94,5 +109,5 @@ weigh the keyword ranking otherwise than the index does).
 MD
 mkdir -p www/cairn
 cp pkg/cairn.js pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword.js \
-  pkg/cairn_keyword_bg.wasm www/cairn/
-ls -l pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword_bg.wasm
+  pkg/cairn_keyword_bg.wasm pkg/cairn_ingest.js pkg/cairn_ingest_bg.wasm www/cairn/
+ls -l pkg/cairn_bg.wasm pkg/cairn_relaxed_bg.wasm pkg/cairn_keyword_bg.wasm pkg/cairn_ingest_bg.wasm

@@ -13,7 +13,7 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod index;
-#[cfg(all(feature = "ingest", not(target_arch = "wasm32")))]
+#[cfg(feature = "ingest")]
 pub mod ingest;
 #[cfg(feature = "encoder")]
 pub mod model;

@@ -372,6 +372,29 @@ mod html {
                 }
             }
         }
+
+        /// A dropped file of any bytes under any kind's name: passages or a typed skip, and
+        /// a file over the limit is refused by its size.
+        #[test]
+        fn any_dropped_file_is_read_or_skipped(
+            name in prop::sample::select(vec!["a.txt", "b.md", "c.html", "d.jsonl", "e.bin", "noext"]),
+            bytes in prop::collection::vec(any::<u8>(), 0..600),
+            text in "\\PC{0,200}",
+        ) {
+            use cairn::ingest::{passages_from_file, FileSkip};
+            for b in [bytes.as_slice(), text.as_bytes()] {
+                match passages_from_file(name, b) {
+                    Ok(r) => {
+                        prop_assert!(!r.passages.is_empty());
+                        for p in &r.passages {
+                            prop_assert!(!p.text.contains("  "));
+                        }
+                    }
+                    Err(FileSkip::TooLarge { .. }) => prop_assert!(false, "{} bytes", b.len()),
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
     }
 }
 

@@ -91,6 +91,17 @@ pub enum Skipped {
     NoBodyMarker,
 }
 
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Skipped::Redirect => "a redirect (meta refresh)",
+            Skipped::NoIndex => "marked noindex",
+            Skipped::NotContent => "not content (a 404 or print page)",
+            Skipped::NoBodyMarker => "no data-cairn-body element, where the site uses them",
+        })
+    }
+}
+
 /// What reading a site found.
 #[derive(Debug, Default)]
 pub struct SiteReport {

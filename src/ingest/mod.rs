@@ -1,6 +1,9 @@
-//! Ingest (native only, feature `ingest`): turns a built static site, a BEIR-style JSONL
-//! corpus or a folder of Markdown into [`Passage`]s, the units the index stores.
+//! Ingest (feature `ingest`): turns a built static site, a BEIR-style JSONL corpus or a
+//! folder of Markdown into [`Passage`]s, the units the index stores; and files handed over
+//! as bytes ([`file`]), which is what the browser's ingest module (`cairn_ingest`) runs. The
+//! folder readers use the file system: in wasm they compile but are never called.
 //!
+//! - [`file`]: one file's bytes by its kind (text, Markdown, HTML, JSONL), or why not.
 //! - [`html`]: pages of a static site, split at headings into sections with `#anchor`s.
 //! - [`markdown`]: `.md` files, split the same way.
 //! - [`jsonl`]: one record per line (`_id`, `title`, `text`, optional `url`).
@@ -24,6 +27,7 @@
 //! are trimmed, a key is cut to [`MAX_KEY_BYTES`] and a value to [`MAX_VALUE_BYTES`] (on a
 //! character boundary), and an empty key or value is dropped.
 
+pub mod file;
 pub mod html;
 pub mod jsonl;
 pub mod markdown;
@@ -32,6 +36,7 @@ pub mod split;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use file::{passages_from_file, FileKind, FileRead, FileSkip, MAX_FILE_BYTES};
 pub use html::{ingest_site, SiteOptions, SiteReport, Skipped};
 pub use jsonl::ingest_jsonl;
 pub use markdown::ingest_markdown;

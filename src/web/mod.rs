@@ -4,6 +4,8 @@
 //! their bytes to an [`Engine`]; every fallible call returns `Result<_, JsError>`, so bad
 //! input becomes a JavaScript exception with a readable message instead of a trapped module.
 
+#[cfg(feature = "ingest")]
+mod ingest;
 #[cfg(feature = "encoder")]
 mod model;
 
@@ -414,6 +416,16 @@ impl Engine {
         self.index = Some(Rc::new(index));
         self.sharded = None;
         Ok(serde_wasm_bindgen::to_value(&info)?)
+    }
+
+    /// Drops the loaded index (a page forgetting the visitor's own index); the model stays.
+    /// Searches fail until the next `loadIndex`.
+    #[wasm_bindgen(js_name = unloadIndex)]
+    pub fn unload_index(&mut self) {
+        #[cfg(feature = "encoder")]
+        self.model.index_changed(|_| true);
+        self.index = None;
+        self.sharded = None;
     }
 
     /// Loads a sharded index's meta file (the manifest's `index` when its `index_format` is

@@ -69,6 +69,9 @@ pub(super) struct ModelState {
     /// The bundle `loadModel(bytes, true)` read (a copy; the CPU encoder took the original's
     /// tensors), kept for the next `initGpu`: the bytes cross into wasm and are checked once.
     gpu_bundle: Option<crate::model::gguf::Bundle>,
+    /// The GPU encoder for in-browser indexing (`initGpuBatches`), built without an index:
+    /// documents are embedded on it by `embedDocumentsGpu`.
+    batch_gpu: Rc<RefCell<Option<Rc<gpu::BatchEncoder>>>>,
     /// Bumped by every `loadIndex`, `loadMeta` and `loadModel`: a GPU set-up that started
     /// before one of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
@@ -81,6 +84,7 @@ impl Default for ModelState {
             encoder: None,
             gpu: Rc::new(RefCell::new(None)),
             gpu_bundle: None,
+            batch_gpu: Rc::new(RefCell::new(None)),
             generation: Rc::new(Cell::new(0)),
         }
     }
@@ -103,6 +107,15 @@ impl ModelState {
 
     pub(super) fn has_encoder(&self) -> bool {
         self.encoder.is_some()
+    }
+}
+
+impl Engine {
+    fn encoder(&self) -> Result<&Encoder, JsError> {
+        self.model
+            .encoder
+            .as_deref()
+            .ok_or_else(|| JsError::new("the model is not loaded yet"))
     }
 }
 
@@ -182,6 +195,7 @@ impl Engine {
         self.model.encoder = Some(Rc::new(enc));
         self.model.gpu_bundle = kept;
         self.model.gpu.replace(None);
+        self.model.batch_gpu.replace(None);
         self.model.generation.set(self.model.generation.get() + 1);
         Ok(())
     }
@@ -195,12 +209,78 @@ impl Engine {
     /// Embeds a query with the loaded model on the CPU: a unit `Float32Array`.
     #[wasm_bindgen(js_name = embedQuery)]
     pub fn embed_query(&self, query: &str) -> Result<Vec<f32>, JsError> {
-        let enc = self
-            .model
-            .encoder
-            .as_ref()
-            .ok_or_else(|| JsError::new("the model is not loaded yet"))?;
-        enc.embed_query(query).map_err(js_err)
+        self.encoder()?.embed_query(query).map_err(js_err)
+    }
+
+    /// The loaded model's facts an index records and ingest needs: `{ fingerprint, name,
+    /// quant, dim, maxTokens }` (`maxTokens`: the token budget a text is cut at).
+    #[wasm_bindgen(js_name = modelInfo)]
+    pub fn model_info(&self) -> Result<JsValue, JsError> {
+        let enc = self.encoder()?;
+        let v = serde_json::json!({
+            "fingerprint": enc.fingerprint(),
+            "name": enc.config().name,
+            "quant": enc.quant(),
+            "dim": enc.dim(),
+            "maxTokens": enc.config().max_seq_length,
+        });
+        let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+        Ok(v.serialize(&ser)?)
+    }
+
+    /// Tokens `text` takes as a document, before the model's cut (so it can exceed
+    /// `maxTokens`): what ingest splits long sections by.
+    #[wasm_bindgen(js_name = tokenCount)]
+    pub fn token_count(&self, text: &str) -> Result<usize, JsError> {
+        self.encoder()?
+            .token_count(text, Role::Document)
+            .map_err(js_err)
+    }
+
+    /// Embeds `texts` as documents on the CPU: one unit vector of `dim` values per text, in
+    /// order, in one `Float32Array`. In-browser indexing calls it a batch at a time.
+    #[wasm_bindgen(js_name = embedDocuments)]
+    pub fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<f32>, JsError> {
+        let enc = self.encoder()?;
+        let vectors = enc.embed(&texts, Role::Document).map_err(js_err)?;
+        Ok(vectors.concat())
+    }
+
+    /// Sets up WebGPU for embedding documents in batches (in-browser indexing), with no
+    /// index needed: the GPU encoder is built from the bundle `loadModel(bytes, true)` kept
+    /// (released here). Resolves to `{ available, adapter, reason }`; never rejects. Which
+    /// path is faster is for the caller to time (`embedDocuments` against
+    /// `embedDocumentsGpu` on its first batch), as is the vectors' agreement.
+    #[wasm_bindgen(js_name = initGpuBatches)]
+    pub fn init_gpu_batches(&mut self) -> js_sys::Promise {
+        let bundle = self.model.gpu_bundle.take();
+        let slot = self.model.batch_gpu.clone();
+        let generation = self.model.generation.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let started = generation.get();
+            let report = gpu::init_batches(bundle, slot.clone()).await;
+            if generation.get() != started {
+                slot.replace(None); // a new model came while this awaited the GPU
+            }
+            let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+            Ok(report.serialize(&ser)?)
+        })
+    }
+
+    /// [`Engine::embed_documents`] on the GPU encoder `initGpuBatches` built (tokenized
+    /// here on the CPU, the same tokens). Resolves to one `Float32Array` of `dim` values per
+    /// text.
+    #[wasm_bindgen(js_name = embedDocumentsGpu)]
+    pub fn embed_documents_gpu(&self, texts: Vec<String>) -> js_sys::Promise {
+        let encoder = self.model.encoder.clone();
+        let batch = self.model.batch_gpu.borrow().clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let encoder = encoder.ok_or_else(|| JsError::new("the model is not loaded yet"))?;
+            let batch = batch
+                .ok_or_else(|| JsError::new("WebGPU batches are not set up (initGpuBatches)"))?;
+            let v = gpu::embed_documents(&encoder, &batch, &texts).await?;
+            Ok(js_sys::Float32Array::from(v.as_slice()).into())
+        })
     }
 
     /// Sets up the WebGPU path, when this browser has an adapter: builds the GPU encoder
@@ -414,6 +494,102 @@ mod gpu {
             });
             Ok(v.serialize(&ser)?)
         }
+    }
+
+    /// What `initGpuBatches` resolves to.
+    #[derive(Serialize)]
+    pub struct BatchReport {
+        pub available: bool,
+        pub adapter: Option<String>,
+        pub reason: String,
+    }
+
+    /// The GPU encoder of in-browser indexing, or its stand-in.
+    #[cfg(feature = "gpu")]
+    pub type BatchEncoder = crate::gpu::GpuEncoder;
+
+    #[cfg(not(feature = "gpu"))]
+    pub struct BatchEncoder;
+
+    #[cfg(not(feature = "gpu"))]
+    pub async fn init_batches(
+        _: Option<crate::model::gguf::Bundle>,
+        _: Rc<RefCell<Option<Rc<BatchEncoder>>>>,
+    ) -> BatchReport {
+        BatchReport {
+            available: false,
+            adapter: None,
+            reason: "this build of the engine has no WebGPU support".into(),
+        }
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    pub async fn embed_documents(
+        _: &Encoder,
+        _: &BatchEncoder,
+        _: &[String],
+    ) -> Result<Vec<f32>, JsError> {
+        Err(JsError::new(
+            "this build of the engine has no WebGPU support",
+        ))
+    }
+
+    /// Builds the GPU encoder from the kept bundle into `slot`.
+    #[cfg(feature = "gpu")]
+    pub async fn init_batches(
+        bundle: Option<crate::model::gguf::Bundle>,
+        slot: Rc<RefCell<Option<Rc<BatchEncoder>>>>,
+    ) -> BatchReport {
+        let no = |reason: String| BatchReport {
+            available: false,
+            adapter: None,
+            reason,
+        };
+        let Some(bundle) = bundle else {
+            return no(
+                "initGpuBatches needs the model: call loadModel(bytes, true) before it \
+                       (the bundle it reads is kept for one WebGPU set-up)"
+                    .into(),
+            );
+        };
+        let ctx = match crate::gpu::GpuContext::new().await {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => return no("WebGPU is not available in this browser (no adapter)".into()),
+            Err(e) => return no(format!("WebGPU could not start: {e}")),
+        };
+        match crate::gpu::GpuEncoder::new(&ctx, bundle) {
+            Ok(enc) => {
+                slot.replace(Some(Rc::new(enc)));
+                BatchReport {
+                    available: true,
+                    adapter: Some(ctx.describe()),
+                    reason: String::new(),
+                }
+            }
+            Err(e) => BatchReport {
+                available: true,
+                adapter: Some(ctx.describe()),
+                reason: format!("WebGPU set-up failed: {e}"),
+            },
+        }
+    }
+
+    /// Embeds documents on the GPU encoder, in the CPU path's batches and tokens.
+    #[cfg(feature = "gpu")]
+    pub async fn embed_documents(
+        cpu: &Encoder,
+        gpu: &BatchEncoder,
+        texts: &[String],
+    ) -> Result<Vec<f32>, JsError> {
+        let mut out = Vec::with_capacity(texts.len() * cpu.dim());
+        for chunk in texts.chunks(crate::model::DEFAULT_BATCH_SIZE) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let tokens = cpu.tokenize(&refs, Role::Document).map_err(js_err)?;
+            for v in gpu.embed(&tokens).await.map_err(js_err)? {
+                out.extend_from_slice(&v);
+            }
+        }
+        Ok(out)
     }
 
     /// The engine's GPU session ([`crate::gpu::GpuSession`]), or its stand-in.

@@ -32,7 +32,7 @@ export async function startServer({ mounts = { '/': path.join(ROOT, 'www') }, pa
   const state = { hook: null };
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
-    const entry = { path: url.pathname, status: 0, bytes: 0, at: Date.now() };
+    const entry = { method: req.method, path: url.pathname, status: 0, bytes: 0, at: Date.now() };
     log.push(entry);
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     if (state.hook && (await state.hook(req, res, url, entry))) return;

@@ -275,9 +275,30 @@ class CairnSearch extends HTMLElement {
     const wasm = params.get('wasm') || this.getAttribute('wasm') || 'auto';
     // prefetch="off": a sharded index's parts are fetched only as queries need them.
     const prefetch = (this.getAttribute('prefetch') || 'on') !== 'off';
-    this.worker.postMessage({ type: 'init', base, backend, wasm, prefetch });
+    // own: the visitor's files are indexed here (ingest); the folder gives the model only.
+    this.own = this.hasAttribute('own');
+    this.worker.postMessage({ type: 'init', base, backend, wasm, prefetch, own: this.own });
     this.workerUrl = new URL('./cairn-worker.js', import.meta.url).href;
     this.registerServiceWorker();
+  }
+
+  // With the `own` attribute: indexes `files` (File objects, or { name, file } to give each
+  // its path, e.g. a folder's `webkitRelativePath`) in the worker, replacing the index in
+  // use. Progress comes as `cairn-ingest` events, whose detail is the worker's message
+  // (`ingest-file`, `ingest-progress`, `ingest-done`, `ingest-cancelled`, `ingest-error`,
+  // `own`). Nothing of the files leaves the browser.
+  ingest(files) {
+    const list = [...files].map((f) => (f instanceof Blob ? { name: f.webkitRelativePath || f.name, file: f } : f));
+    this.worker?.postMessage({ type: 'ingest', files: list });
+  }
+
+  cancelIngest() {
+    this.worker?.postMessage({ type: 'ingest-cancel' });
+  }
+
+  // Drops the own index, and the copy kept for the next visit.
+  forget() {
+    this.worker?.postMessage({ type: 'forget' });
   }
 
   // Registers the service worker named by the `service-worker` attribute (the site owner's
@@ -379,9 +400,12 @@ class CairnSearch extends HTMLElement {
       text = `Keyword results only; downloading the model: ${mb(model.loaded)} of ${mb(model.total)} MB`;
     } else if (this.dataset.state === 'keyword' && !d.modelError) {
       text = 'Keyword results only; loading the model…';
+    } else if (this.dataset.state === 'ready' && this.own && !this.ownPassages) {
+      text = 'Ready: add files to search them';
     } else if (this.dataset.state === 'ready') {
       const parts = [d.backend || 'cpu', d.quant, d.backend !== 'webgpu' && d.kernel].filter(Boolean);
-      text = `Ready: keyword + meaning search (${parts.join(', ')})`;
+      const what = this.own ? ` over ${this.ownPassages} passages of your files` : '';
+      text = `Ready: keyword + meaning search${what} (${parts.join(', ')})`;
     }
     this.statusText.textContent = text;
     this.renderDetails(d);
@@ -476,6 +500,19 @@ class CairnSearch extends HTMLElement {
         break;
       case 'search-error':
         if (msg.seq === this.seq) this.render([], this.input.value, msg.message);
+        break;
+      case 'own':
+        this.ownPassages = msg.passages || 0;
+        if (!this.ownPassages) this.render([], '');
+        this.renderStatus();
+        this.dispatchEvent(new CustomEvent('cairn-ingest', { detail: msg }));
+        break;
+      case 'ingest-file':
+      case 'ingest-progress':
+      case 'ingest-done':
+      case 'ingest-cancelled':
+      case 'ingest-error':
+        this.dispatchEvent(new CustomEvent('cairn-ingest', { detail: msg }));
         break;
       default:
         break;
@@ -600,7 +637,8 @@ class CairnSearch extends HTMLElement {
       li.setAttribute('aria-selected', 'false');
       li.dataset.why = hit.why;
       const a = document.createElement('a');
-      const href = safeHref(hit.url, hit.anchor);
+      // The visitor's own files have no page to open: their results are not links.
+      const href = this.own ? null : safeHref(hit.url, hit.anchor);
       if (href) a.href = href;
       a.tabIndex = -1;
       const title = document.createElement('span');

@@ -10,8 +10,21 @@
 //                                     prefetch: false to fetch a sharded index's parts only as
 //                                     queries need them (default: the rest after the first
 //                                     answer, while no search runs)
+//                                     own: true for a page that indexes the visitor's files
+//                                     (the element's `own` attribute): the folder at `base`
+//                                     gives the model and its index is not loaded; an index
+//                                     kept by an earlier visit (origin private file system)
+//                                     is loaded once the model is in
 //   { type: 'search', seq, query, k, mode, filters, sort, ranking }
 //   { type: 'retry' }                 fetch again whatever failed (index or model)
+//   { type: 'ingest', files: [{ name, file }] }
+//                                     (own) index these File objects, in place of the index
+//                                     in use: read by the ingest module (cairn_ingest.js,
+//                                     loaded on first use), embedded here in batches, written
+//                                     by the CLI's index writer, kept in the private file
+//                                     system; nothing of them leaves the browser
+//   { type: 'ingest-cancel' }         stop the running ingest (the index in use stays)
+//   { type: 'forget' }                (own) drop the index in use and the kept copy
 // Messages to the page:
 //   { type: 'progress', what: 'index' | 'model', loaded, total }
 //   { type: 'state', state: 'loading' | 'keyword' | 'ready' | 'error', message, detail }
@@ -26,6 +39,21 @@
 //   { type: 'prefetch', loaded, total, failed }
 //                                     a sharded index's idle prefetch, after each batch
 //   { type: 'search-error', seq, message }
+//   { type: 'ingest-file', name, status: 'indexed' | 'skipped', kind, passages, texts,
+//     replaced, message }             each file as it is read (message: why it was skipped,
+//                                     or what was cleaned)
+//   { type: 'ingest-progress', phase: 'reading' | 'embedding' | 'writing', done, total,
+//     perSec, etaMs }                 (embedding: texts done of total, rate, time left)
+//   { type: 'ingest-done', passages, texts, files, skipped, ms, embedMs, perSec, backend,
+//     calibration, bytes, kept, reason }
+//                                     the new index is in use (backend: 'cpu' or 'webgpu',
+//                                     as calibration chose: { onGpu, cpuMs, gpuMs, gpuOneMs,
+//                                     minCosine, reason }; kept: saved for the next visit;
+//                                     reason: why not)
+//   { type: 'ingest-cancelled' } | { type: 'ingest-error', message }
+//   { type: 'own', passages, files, builtAt, kept, reason }
+//                                     (own) the index in use: after a restore, a build or a
+//                                     forget (passages 0: none)
 
 // The engine module is loaded by `startEngine`: the one the index folder's manifest names
 // (content-hashed, written beside the index by `cairn index`), else `cairn.js` beside this
@@ -80,6 +108,10 @@ const partLoads = new Map(); // part name -> the promise of its load
 const partErrors = new Map(); // part name -> { message, at }: why it could not be had, and when
 const RETRY_MISSING_MS = 30000; // a missing part is tried again by a search this much later
 const partStats = { fetched: 0, bytes: 0, cached: 0 };
+
+let ownMode = false; // the page indexes the visitor's files (init's `own`)
+let ownInfo = null; // what the own index in use holds ({ passages, files, builtAt, ... })
+let ingestJob = null; // the running ingest: { cancelled }
 
 const post = (msg) => self.postMessage(msg);
 const now = () => performance.now();
@@ -386,7 +418,7 @@ function readyDetail() {
     backend: engine.backend,
     kernel: engine.kernel,
     quant: engine.quant,
-    passages: manifest.passages,
+    passages: ownMode ? ownInfo?.passages || 0 : manifest.passages,
     gpu: gpuReport,
     engine: { js: engineUrl, wasm: engineWasm, keywordJs: keywordFiles?.js, keywordWasm: keywordFiles?.wasm },
     build: engine.build,
@@ -398,6 +430,20 @@ function readyDetail() {
 // WebGPU, when the browser has it and the page did not ask for the CPU: calibrated against
 // the CPU in the engine (refused if its results differ, else the faster path per workload).
 async function setUpGpu() {
+  if (ownMode) {
+    // No index to search on the GPU: WebGPU serves the ingest's batches, chosen per ingest
+    // by timing its first batch on both (ingest).
+    if (backendPref === 'cpu') gpuReport = { available: false, reason: 'the CPU was asked for (backend=cpu)' };
+    else if (!self.navigator?.gpu) gpuReport = { available: false, reason: 'WebGPU is not available in this browser' };
+    else {
+      try {
+        gpuReport = await engine.initGpuBatches();
+      } catch (e) {
+        gpuReport = { available: false, reason: `WebGPU failed: ${e.message}` };
+      }
+    }
+    return;
+  }
   if (backendPref === 'cpu') {
     gpuReport = { available: false, reason: 'the CPU was asked for (backend=cpu)' };
     return;
@@ -556,13 +602,298 @@ async function start() {
     return;
   }
   try {
-    if (!indexReady) await loadIndex(manifestBytes);
+    // A page of the visitor's own files takes only the model from the folder.
+    if (ownMode) manifest = await readManifest(manifestBytes);
+    else if (!indexReady) await loadIndex(manifestBytes);
   } catch (e) {
     state('error', `The search index could not be loaded: ${e.message}`, { indexError: e.message });
     return;
   }
   if (modelState === 'failed' || (modelState === 'none' && !onKeyword)) await loadModel();
   else if (modelState === 'none') modelIn(MODEL_DELAY_MS);
+  if (ownMode && modelState === 'ready' && !ownInfo) await restoreOwn();
+}
+
+// ---- The visitor's own files (own.html) ----
+
+const OWN_DIR = 'cairn-own'; // in the origin private file system
+const OWN_INDEX = 'index.cidx';
+const OWN_META = 'own.json';
+const OWN_OVERLAP = 32; // tokens shared by the parts of a long section (as `cairn index`)
+const INGEST_BATCH = 8; // texts per embedding call: a cancel waits for at most one batch
+const INGEST_GPU_BATCH = 32; // on WebGPU (the CPU path's batch size)
+const CALIBRATION_WORDS = 48; // the calibration batch's texts are cut to this (software adapters are slow)
+
+function minCosine(a, b, dim) {
+  let worst = 1;
+  for (let r = 0; r < a.length / dim; r++) {
+    let dot = 0;
+    for (let i = r * dim; i < (r + 1) * dim; i++) dot += a[i] * b[i];
+    worst = Math.min(worst, dot); // both are unit vectors
+  }
+  return worst;
+}
+
+// Times one batch of `texts` (cut short) on the CPU and on WebGPU, after a warm-up of the
+// GPU's pipelines, and says which embeds the ingest: the GPU where its vectors agree with the
+// CPU's (cosine >= 0.999) and it is faster, or where the page asked for it (backend=webgpu).
+// A GPU slower on one text than the CPU on the whole batch cannot win (a batch takes it at
+// least as long as one text): the rest of the batch is not timed then, which spares a
+// software adapter's seconds a text.
+async function calibrateBatches(texts) {
+  const sample = texts.map((t) => t.split(/\s+/).slice(0, CALIBRATION_WORDS).join(' '));
+  let t = now();
+  const cpu = engine.embedDocuments(sample);
+  const cpuMs = now() - t;
+  const dim = cpu.length / sample.length;
+  await engine.embedDocumentsGpu(sample.slice(0, 1)); // warm-up: the pipelines compile
+  t = now();
+  const one = await engine.embedDocumentsGpu(sample.slice(0, 1));
+  const oneMs = now() - t;
+  let gpuMs = null;
+  let cosine = minCosine(cpu.subarray(0, dim), one, dim);
+  if (cosine >= 0.999 && (backendPref === 'webgpu' || oneMs < cpuMs)) {
+    t = now();
+    const gpu = await engine.embedDocumentsGpu(sample);
+    gpuMs = now() - t;
+    cosine = Math.min(cosine, minCosine(cpu, gpu, dim));
+  }
+  const accepted = cosine >= 0.999;
+  const onGpu = accepted && (backendPref === 'webgpu' || (gpuMs !== null && gpuMs < cpuMs));
+  const reason = !accepted
+    ? `WebGPU's vectors differ from the CPU's (cosine ${cosine.toFixed(5)})`
+    : onGpu
+      ? (backendPref === 'webgpu' ? 'WebGPU was asked for' : 'WebGPU was faster')
+      : 'the CPU was faster';
+  return { onGpu, cpuMs, gpuMs, gpuOneMs: oneMs, minCosine: cosine, accepted, texts: sample.length, reason };
+}
+
+let ingestModule = null;
+
+async function openIngest() {
+  if (!ingestModule) {
+    const mod = await import(new URL('./cairn_ingest.js', import.meta.url).href);
+    await mod.default({ module_or_path: new URL('./cairn_ingest_bg.wasm', import.meta.url).href });
+    ingestModule = mod;
+  }
+  return ingestModule;
+}
+
+// The folder the own index is kept in, or null where the browser has no private file system.
+async function ownDir(create) {
+  if (!self.navigator?.storage?.getDirectory) return null;
+  const root = await navigator.storage.getDirectory();
+  try {
+    return await root.getDirectoryHandle(OWN_DIR, { create });
+  } catch (e) {
+    if (e.name === 'NotFoundError') return null;
+    throw e;
+  }
+}
+
+async function writeOwnFile(dir, name, data) {
+  const handle = await dir.getFileHandle(name, { create: true });
+  if (handle.createWritable) {
+    const w = await handle.createWritable();
+    await w.write(data);
+    await w.close();
+    return;
+  }
+  const sync = await handle.createSyncAccessHandle(); // Safari: workers only, as here
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+  sync.truncate(0);
+  sync.write(bytes, { at: 0 });
+  sync.flush();
+  sync.close();
+}
+
+async function readOwnFile(dir, name) {
+  return (await dir.getFileHandle(name)).getFile();
+}
+
+function useOwnIndex(bytes, info) {
+  engine.loadIndex(bytes); // the model stays: the index was built with it
+  indexReady = true;
+  ownInfo = info;
+  post({ type: 'facets', filters: engine.filters, sortKeys: engine.sortKeys });
+  post({ type: 'own', ...info });
+  state('ready', 'Ready', readyDetail());
+  if (lastQuery && !pending) pending = lastQuery;
+  schedule();
+}
+
+function noOwnIndex(reason) {
+  ownInfo = null;
+  indexReady = false;
+  post({ type: 'own', passages: 0, reason });
+}
+
+// The index an earlier visit kept, when it was built with this model.
+async function restoreOwn() {
+  let dir;
+  try {
+    dir = await ownDir(false);
+  } catch (e) {
+    noOwnIndex(`The private file system is not available here (${e.message}): an index lasts until you leave.`);
+    return;
+  }
+  if (!dir) {
+    noOwnIndex();
+    return;
+  }
+  try {
+    const meta = JSON.parse(await (await readOwnFile(dir, OWN_META)).text());
+    if (meta.fingerprint !== engine.modelInfo().fingerprint) {
+      await forgetOwn();
+      noOwnIndex('The index kept from an earlier visit was built with another model: index your files again.');
+      return;
+    }
+    const bytes = new Uint8Array(await (await readOwnFile(dir, OWN_INDEX)).arrayBuffer());
+    useOwnIndex(bytes, { ...meta, kept: true });
+  } catch (e) {
+    if (e.name === 'NotFoundError') {
+      noOwnIndex();
+      return;
+    }
+    await forgetOwn().catch(() => {});
+    noOwnIndex(`The index kept from an earlier visit could not be read (${e.message}); it was forgotten.`);
+  }
+}
+
+async function forgetOwn() {
+  if (!self.navigator?.storage?.getDirectory) return;
+  const root = await navigator.storage.getDirectory();
+  try {
+    await root.removeEntry(OWN_DIR, { recursive: true });
+  } catch (e) {
+    if (e.name !== 'NotFoundError') throw e;
+  }
+}
+
+const megabytes = (n) => `${(n / 1e6).toFixed(1)} MB`;
+
+// Reads, embeds and indexes `files` ([{ name, file }]); the index in use is replaced only
+// when the new one is complete.
+async function ingest(files) {
+  if (ingestJob) {
+    post({ type: 'ingest-error', message: 'Files are being indexed already: cancel first.' });
+    return;
+  }
+  if (!ownMode || modelState !== 'ready') {
+    post({ type: 'ingest-error', message: ownMode ? 'The model is not loaded yet.' : 'This page does not index its own files.' });
+    return;
+  }
+  const job = { cancelled: false };
+  ingestJob = job;
+  const started = now();
+  let builder = null;
+  try {
+    const mod = await openIngest();
+    builder = new mod.IndexBuilder();
+    const max = mod.IndexBuilder.maxFileBytes();
+    const info = engine.modelInfo();
+    const count = (text) => engine.tokenCount(text);
+    let skipped = 0;
+    for (let i = 0; i < files.length && !job.cancelled; i++) {
+      const { name, file } = files[i];
+      const skip = (message) => ({ name, status: 'skipped', kind: null, passages: 0, texts: 0, replaced: 0, message });
+      let note;
+      if (!(file instanceof Blob)) note = skip('not a file');
+      else if (file.size > max) note = skip(`too large: ${megabytes(file.size)} (at most ${megabytes(max)} a file)`);
+      else {
+        let bytes = null;
+        try {
+          bytes = new Uint8Array(await file.arrayBuffer());
+        } catch (e) {
+          note = skip(`could not be read: ${e.message}`);
+        }
+        if (bytes) note = builder.addFile(name, bytes, info.maxTokens, OWN_OVERLAP, count);
+      }
+      if (note.status !== 'indexed') skipped += 1;
+      post({ type: 'ingest-file', ...note });
+      post({ type: 'ingest-progress', phase: 'reading', done: i + 1, total: files.length });
+      await pause(0); // a cancel gets in
+    }
+    if (job.cancelled) throw new Error('cancelled');
+    const n = builder.textCount;
+    if (builder.passages === 0) throw new Error('None of the files had text to index.');
+    const texts = builder.texts(0, n);
+    // Longest first, so a batch pads little (the CLI orders its corpus the same way).
+    const order = [...texts.keys()].sort((a, b) => texts[b].length - texts[a].length);
+    const vectors = new Float32Array(n * info.dim);
+    post({ type: 'ingest-progress', phase: 'embedding', done: 0, total: n, perSec: 0, etaMs: null });
+    let calibration = null;
+    if (gpuReport?.available && !gpuReport.reason) {
+      try {
+        calibration = await calibrateBatches(order.slice(0, INGEST_BATCH).map((j) => texts[j]));
+      } catch (e) {
+        calibration = { onGpu: false, reason: `WebGPU failed: ${e.message}` };
+      }
+    }
+    const onGpu = Boolean(calibration?.onGpu);
+    const size = onGpu ? INGEST_GPU_BATCH : INGEST_BATCH;
+    const t0 = now();
+    let done = 0;
+    while (done < n && !job.cancelled) {
+      const batch = order.slice(done, done + size);
+      const chunk = batch.map((j) => texts[j]);
+      const out = onGpu ? await engine.embedDocumentsGpu(chunk) : engine.embedDocuments(chunk);
+      batch.forEach((j, k) => vectors.set(out.subarray(k * info.dim, (k + 1) * info.dim), j * info.dim));
+      done += batch.length;
+      const perSec = done / Math.max((now() - t0) / 1000, 1e-3);
+      post({ type: 'ingest-progress', phase: 'embedding', done, total: n, perSec, etaMs: ((n - done) / perSec) * 1000 });
+      await pause(0); // searches and a cancel get in between batches
+    }
+    if (job.cancelled) throw new Error('cancelled');
+    const embedMs = now() - t0;
+    post({ type: 'ingest-progress', phase: 'writing', done: n, total: n });
+    const bytes = builder.build(vectors, info.dim, info.fingerprint, info.name);
+    const meta = {
+      version: 1,
+      fingerprint: info.fingerprint,
+      model: info.name,
+      passages: builder.passages,
+      texts: n,
+      files: files.length - skipped,
+      skipped,
+      bytes: bytes.length,
+      builtAt: new Date().toISOString(),
+    };
+    let kept = false;
+    let reason;
+    try {
+      await forgetOwn();
+      const dir = await ownDir(true);
+      if (dir) {
+        // The index first: a meta file names only a complete index.
+        await writeOwnFile(dir, OWN_INDEX, bytes);
+        await writeOwnFile(dir, OWN_META, JSON.stringify(meta));
+        kept = true;
+      } else {
+        reason = 'this browser has no private file system: the index lasts until you leave';
+      }
+    } catch (e) {
+      reason = `it could not be kept (${e.message}): it lasts until you leave`;
+    }
+    const done_ = {
+      ...meta,
+      ms: now() - started,
+      embedMs,
+      perSec: n / Math.max(embedMs / 1000, 1e-3),
+      backend: onGpu ? 'webgpu' : 'cpu',
+      calibration: calibration || { onGpu: false, reason: gpuReport?.reason || 'WebGPU is not set up' },
+      kept,
+      reason,
+    };
+    useOwnIndex(bytes, { ...meta, kept, reason });
+    post({ type: 'ingest-done', ...done_ });
+  } catch (e) {
+    if (job.cancelled) post({ type: 'ingest-cancelled' });
+    else post({ type: 'ingest-error', message: e.message });
+  } finally {
+    builder?.free();
+    ingestJob = null;
+  }
 }
 
 function schedule() {
@@ -621,6 +952,7 @@ self.onmessage = (event) => {
       backendPref = ['webgpu', 'cpu'].includes(msg.backend) ? msg.backend : 'auto';
       wasmPref = msg.wasm === 'simd128' ? 'simd128' : 'auto';
       prefetchOn = msg.prefetch !== false;
+      ownMode = msg.own === true;
       base = new URL(msg.base, self.location.href).href;
       if (!base.endsWith('/')) base += '/';
       start();
@@ -637,6 +969,19 @@ self.onmessage = (event) => {
       break;
     case 'retry':
       if (base) start();
+      break;
+    case 'ingest':
+      ingest(Array.isArray(msg.files) ? msg.files : []);
+      break;
+    case 'ingest-cancel':
+      if (ingestJob) ingestJob.cancelled = true;
+      break;
+    case 'forget':
+      if (!ownMode) break;
+      if (ingestJob) ingestJob.cancelled = true;
+      if (ownInfo) engine.unloadIndex();
+      noOwnIndex();
+      forgetOwn().catch((e) => post({ type: 'own', passages: 0, reason: `The kept index could not be removed: ${e.message}` }));
       break;
     default:
       break;
