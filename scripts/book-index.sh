@@ -51,6 +51,7 @@ rebuild_s=$(timed "$cli" index --cache target/book-cache.cemb --model "$bundle" 
 clean_s=$(timed "$cli" index --no-cache --model "$bundle" --site "$copy" --base-url /book/ \
   --out target/book-clean 2> target/book-clean.log)
 rebuilt=$(sed -n 's/^embedding \([0-9]*\) of.*/\1/p' target/book-rebuild.log)
+texts=$(sed -n 's/^embedding [0-9]* of \([0-9]*\) .*/\1/p' target/book-rebuild.log)
 same=no
 cmp -s target/book-rebuild/index.*.cidx target/book-clean/index.*.cidx && same=yes
 report=target/book-index.md
@@ -68,10 +69,10 @@ report=target/book-index.md
   echo "A rebuild after editing one page ($(basename "$page"), one sentence added), with the embedding"
   echo "cache of the previous build, against a clean build (\`--no-cache\`) of the same edited copy:"
   echo
-  echo "| build | passages embedded | time (s) |"
+  echo "| build | texts embedded (a long section is embedded in parts) | time (s) |"
   echo "|---|---:|---:|"
-  echo "| rebuild with the cache | $rebuilt of $passages | $rebuild_s |"
-  echo "| clean build | $passages of $passages | $clean_s |"
+  echo "| rebuild with the cache | $rebuilt of $texts | $rebuild_s |"
+  echo "| clean build | $texts of $texts | $clean_s |"
   echo
   echo "Same index bytes: $same."
   echo
