@@ -38,7 +38,11 @@ use crate::Result;
 pub fn ingest_markdown(root: &Path, base_url: &str) -> Result<Vec<Passage>> {
     let mut out = Vec::new();
     for file in files_with_ext(root, &["md", "markdown"])? {
-        let text = String::from_utf8_lossy(&std::fs::read(&file)?).into_owned();
+        let raw = std::fs::read(&file)?;
+        // A byte-order mark would hide the front matter's first `---` (a dropped file is
+        // read the same way: `file::passages_from_file`).
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&raw);
+        let text = String::from_utf8_lossy(raw).into_owned();
         let url = page_url(root, &file, base_url, true);
         let stem = file
             .file_stem()

@@ -119,15 +119,22 @@ pub fn parts(
     if count(&whole) <= budget {
         return vec![whole];
     }
+    let with = |text: String| Passage { text, ..p.clone() }.indexed_text();
+    // A title and heading that leave little room for text: the whole, which the model cuts
+    // (parts of a word or two each would mostly repeat the title).
+    if count(&with(String::new())) >= budget / 2 {
+        return vec![whole];
+    }
     let mut out = Vec::new();
     let words: Vec<&str> = p.text.split(' ').filter(|w| !w.is_empty()).collect();
-    let with = |text: String| Passage { text, ..p.clone() }.indexed_text();
     let fits = |from: usize, to: usize| count(&with(words[from..to].join(" "))) <= budget;
     let mut start = 0;
     while start < words.len() {
         // The longest run of words from `start` that fits (at least one word, so a
-        // pathological word cannot stall the loop: the model truncates it).
-        let (mut lo, mut hi) = (start + 1, words.len());
+        // pathological word cannot stall the loop: the model truncates it). A word is at
+        // least one token, so no run longer than `budget` words fits: the search never
+        // counts more than that, and a long section costs time in proportion to its length.
+        let (mut lo, mut hi) = (start + 1, words.len().min(start + budget));
         if fits(start, hi) {
             lo = hi;
         } else {
@@ -156,6 +163,9 @@ pub fn parts(
         } else {
             back.max(start + 1)
         };
+    }
+    if out.is_empty() {
+        out.push(whole);
     }
     out
 }
@@ -200,6 +210,24 @@ mod tests {
         // Short ones stay whole.
         let short = passage("a few words");
         assert_eq!(parts(&short, 30, 5, &words), vec![short.indexed_text()]);
+    }
+
+    #[test]
+    fn a_title_with_no_room_left_and_a_long_text_stay_cheap() {
+        let mut p = passage(&["w"; 50].join(" "));
+        p.title = ["t"; 20].join(" ");
+        // 20 title words + H + 2 > 30 / 2: the whole, cut by the model.
+        assert_eq!(parts(&p, 30, 5, &words), vec![p.indexed_text()]);
+        // 100,000 words: every count past the first is of at most `budget` words.
+        let long = passage(&vec!["w"; 100_000].join(" "));
+        let counted = std::cell::Cell::new(0usize);
+        let tally = |t: &str| {
+            counted.set(counted.get() + t.len());
+            words(t)
+        };
+        let texts = parts(&long, 30, 5, &tally);
+        assert!(texts.len() > 3_000);
+        assert!(counted.get() < 200 * long.text.len(), "{}", counted.get());
     }
 
     #[test]

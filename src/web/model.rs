@@ -72,6 +72,9 @@ pub(super) struct ModelState {
     /// The GPU encoder for in-browser indexing (`initGpuBatches`), built without an index:
     /// documents are embedded on it by `embedDocumentsGpu`.
     batch_gpu: Rc<RefCell<Option<Rc<gpu::BatchEncoder>>>>,
+    /// Bumped by every `loadModel` only: a batch encoder set up for the previous model is
+    /// not installed (a new index changes nothing for it).
+    model_generation: Rc<Cell<u64>>,
     /// Bumped by every `loadIndex`, `loadMeta` and `loadModel`: a GPU set-up that started
     /// before one of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
@@ -85,6 +88,7 @@ impl Default for ModelState {
             gpu: Rc::new(RefCell::new(None)),
             gpu_bundle: None,
             batch_gpu: Rc::new(RefCell::new(None)),
+            model_generation: Rc::new(Cell::new(0)),
             generation: Rc::new(Cell::new(0)),
         }
     }
@@ -196,6 +200,8 @@ impl Engine {
         self.model.gpu_bundle = kept;
         self.model.gpu.replace(None);
         self.model.batch_gpu.replace(None);
+        let g = &self.model.model_generation;
+        g.set(g.get() + 1);
         self.model.generation.set(self.model.generation.get() + 1);
         Ok(())
     }
@@ -255,7 +261,7 @@ impl Engine {
     pub fn init_gpu_batches(&mut self) -> js_sys::Promise {
         let bundle = self.model.gpu_bundle.take();
         let slot = self.model.batch_gpu.clone();
-        let generation = self.model.generation.clone();
+        let generation = self.model.model_generation.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let started = generation.get();
             let report = gpu::init_batches(bundle, slot.clone()).await;

@@ -112,6 +112,9 @@ const partStats = { fetched: 0, bytes: 0, cached: 0 };
 let ownMode = false; // the page indexes the visitor's files (init's `own`)
 let ownInfo = null; // what the own index in use holds ({ passages, files, builtAt, ... })
 let ingestJob = null; // the running ingest: { cancelled }
+let ownGen = 0; // bumped by every ingest and forget: a restore or ingest begun before one yields
+let ownRestored = null; // the restore of the kept index (an ingest waits for it)
+let opfsQueue = Promise.resolve(); // private file system work, one job at a time
 
 const post = (msg) => self.postMessage(msg);
 const now = () => performance.now();
@@ -490,6 +493,11 @@ async function loadModel() {
       return undefined;
     });
     modelState = 'ready';
+    // The visitor's kept index, before anything else can start an ingest or a forget.
+    if (ownMode && !ownInfo && !ownRestored) {
+      ownRestored = onOpfs(restoreOwn);
+      await ownRestored;
+    }
     // A sharded index's centroids: every meaning search starts from them.
     if (sharded) engine.partFiles().filter((n) => n.startsWith('cent.')).forEach(fetchPart);
     state('ready', 'Ready', readyDetail());
@@ -611,7 +619,6 @@ async function start() {
   }
   if (modelState === 'failed' || (modelState === 'none' && !onKeyword)) await loadModel();
   else if (modelState === 'none') modelIn(MODEL_DELAY_MS);
-  if (ownMode && modelState === 'ready' && !ownInfo) await restoreOwn();
 }
 
 // ---- The visitor's own files (own.html) ----
@@ -730,6 +737,7 @@ function noOwnIndex(reason) {
 
 // The index an earlier visit kept, when it was built with this model.
 async function restoreOwn() {
+  const gen = ownGen;
   let dir;
   try {
     dir = await ownDir(false);
@@ -749,6 +757,7 @@ async function restoreOwn() {
       return;
     }
     const bytes = new Uint8Array(await (await readOwnFile(dir, OWN_INDEX)).arrayBuffer());
+    if (gen !== ownGen) return; // an ingest or a forget came meanwhile: theirs is what counts
     useOwnIndex(bytes, { ...meta, kept: true });
   } catch (e) {
     if (e.name === 'NotFoundError') {
@@ -771,6 +780,14 @@ async function forgetOwn() {
 }
 
 const megabytes = (n) => `${(n / 1e6).toFixed(1)} MB`;
+const MAX_INGEST_BYTES = 128e6; // all files of one ingest: wasm32 memory holds their text twice
+
+// Runs `job` after every private file system job queued before it (restore, write, forget).
+function onOpfs(job) {
+  const run = opfsQueue.then(job);
+  opfsQueue = run.catch(() => {});
+  return run;
+}
 
 // Reads, embeds and indexes `files` ([{ name, file }]); the index in use is replaced only
 // when the new one is complete.
@@ -788,19 +805,24 @@ async function ingest(files) {
   const started = now();
   let builder = null;
   try {
+    if (ownRestored) await ownRestored;
+    ownGen += 1; // a restore still reading gives way to this ingest
     const mod = await openIngest();
     builder = new mod.IndexBuilder();
     const max = mod.IndexBuilder.maxFileBytes();
     const info = engine.modelInfo();
     const count = (text) => engine.tokenCount(text);
     let skipped = 0;
+    let total = 0;
     for (let i = 0; i < files.length && !job.cancelled; i++) {
       const { name, file } = files[i];
       const skip = (message) => ({ name, status: 'skipped', kind: null, passages: 0, texts: 0, replaced: 0, message });
       let note;
       if (!(file instanceof Blob)) note = skip('not a file');
       else if (file.size > max) note = skip(`too large: ${megabytes(file.size)} (at most ${megabytes(max)} a file)`);
+      else if (total + file.size > MAX_INGEST_BYTES) note = skip(`left out: the files before it reach ${megabytes(total)}, and one ingest reads at most ${megabytes(MAX_INGEST_BYTES)}`);
       else {
+        total += file.size;
         let bytes = null;
         try {
           bytes = new Uint8Array(await file.arrayBuffer());
@@ -862,19 +884,22 @@ async function ingest(files) {
     let kept = false;
     let reason;
     try {
-      await forgetOwn();
-      const dir = await ownDir(true);
-      if (dir) {
+      // In turn with a forget: one that comes during the write runs after it and removes it.
+      kept = await onOpfs(async () => {
+        if (job.cancelled) return false;
+        await forgetOwn();
+        const dir = await ownDir(true);
+        if (!dir) return false;
         // The index first: a meta file names only a complete index.
         await writeOwnFile(dir, OWN_INDEX, bytes);
         await writeOwnFile(dir, OWN_META, JSON.stringify(meta));
-        kept = true;
-      } else {
-        reason = 'this browser has no private file system: the index lasts until you leave';
-      }
+        return true;
+      });
+      if (!kept) reason = 'this browser has no private file system: the index lasts until you leave';
     } catch (e) {
       reason = `it could not be kept (${e.message}): it lasts until you leave`;
     }
+    if (job.cancelled) throw new Error('cancelled'); // a forget or cancel came while it was kept
     const done_ = {
       ...meta,
       ms: now() - started,
@@ -888,10 +913,19 @@ async function ingest(files) {
     useOwnIndex(bytes, { ...meta, kept, reason });
     post({ type: 'ingest-done', ...done_ });
   } catch (e) {
+    // A trap (out of memory) leaves the ingest module unusable: the next ingest loads a new one.
+    if (e instanceof WebAssembly.RuntimeError) {
+      ingestModule = null;
+      builder = null;
+    }
     if (job.cancelled) post({ type: 'ingest-cancelled' });
     else post({ type: 'ingest-error', message: e.message });
   } finally {
-    builder?.free();
+    try {
+      builder?.free();
+    } catch {
+      ingestModule = null;
+    }
     ingestJob = null;
   }
 }
@@ -978,10 +1012,11 @@ self.onmessage = (event) => {
       break;
     case 'forget':
       if (!ownMode) break;
+      ownGen += 1;
       if (ingestJob) ingestJob.cancelled = true;
       if (ownInfo) engine.unloadIndex();
       noOwnIndex();
-      forgetOwn().catch((e) => post({ type: 'own', passages: 0, reason: `The kept index could not be removed: ${e.message}` }));
+      onOpfs(forgetOwn).catch((e) => post({ type: 'own', passages: 0, reason: `The kept index could not be removed: ${e.message}` }));
       break;
     default:
       break;
