@@ -27,7 +27,7 @@ self.onmessage = async (event) => {
       const t1 = performance.now();
       engine.loadModel(await bytes(new URL(manifest.model, base)));
       const t2 = performance.now();
-      self.postMessage({ type: 'loaded', indexMs: t1 - t0, readyMs: t2 - t0, quant: engine.quant, kernel: engine.kernel, passages: manifest.passages });
+      self.postMessage({ type: 'loaded', indexMs: t1 - t0, readyMs: t2 - t0, quant: engine.quant, kernel: engine.kernel, kernelTimes: engine.kernelTimes, passages: manifest.passages });
     } else if (m.type === 'query') {
       const t0 = performance.now();
       const mode = m.mode || 'hybrid';

@@ -113,12 +113,17 @@ pub enum Kernel {
     Neon,
     /// wasm SIMD128: `i32x4.dot_i16x8_s` on widened operands.
     Simd128,
-    /// wasm relaxed SIMD: `i32x4.relaxed_dot_i8x16_i7x16_add_s` (a build of its own).
+    /// wasm relaxed SIMD (a build of its own): `i32x4.relaxed_dot_i8x16_i7x16_add_s`,
+    /// fastest where the engine lowers it to one VNNI instruction.
     RelaxedSimd,
+    /// wasm relaxed SIMD: `i16x8.relaxed_dot_i8x16_i7x16_s` summed in 16-bit lanes for 4-
+    /// and 5-bit weights, SIMD128's kernel for 8-bit ones; fastest where the engine has no
+    /// VNNI lowering (one `pmaddubsw` a dot product).
+    RelaxedPairs,
 }
 
 /// Every kernel, in declaration order (for [`Kernel::set_current`]).
-const ALL: [Kernel; 7] = [
+const ALL: [Kernel; 8] = [
     Kernel::Scalar,
     Kernel::Avx2,
     Kernel::AvxVnni,
@@ -126,6 +131,7 @@ const ALL: [Kernel; 7] = [
     Kernel::Neon,
     Kernel::Simd128,
     Kernel::RelaxedSimd,
+    Kernel::RelaxedPairs,
 ];
 
 /// 0, or one more than the index in [`ALL`] of the kernel set by [`Kernel::set_current`].
@@ -142,6 +148,7 @@ impl Kernel {
             Kernel::Neon => "neon",
             Kernel::Simd128 => "simd128",
             Kernel::RelaxedSimd => "relaxed-simd",
+            Kernel::RelaxedPairs => "relaxed-pairs",
         }
     }
 
@@ -171,16 +178,18 @@ impl Kernel {
         #[cfg(target_arch = "wasm32")]
         out.push(Kernel::Simd128);
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        out.push(Kernel::RelaxedSimd);
+        out.extend([Kernel::RelaxedSimd, Kernel::RelaxedPairs]);
         out
     }
 
     /// The fastest available kernel: the last of [`Kernel::available`] by preference
     /// order (AVX-512 VNNI, whose tiles use 512-bit registers, over AVX-VNNI over AVX2 over
-    /// scalar; relaxed over plain SIMD128).
+    /// scalar; relaxed over plain SIMD128, and of the two relaxed kernels the one never
+    /// slower than SIMD128, until [`fastest`] has timed them).
     pub fn best() -> Kernel {
         let avail = Kernel::available();
         let order = [
+            Kernel::RelaxedPairs,
             Kernel::RelaxedSimd,
             Kernel::Simd128,
             Kernel::Avx512Vnni,
@@ -244,12 +253,16 @@ impl Kernel {
         Ok(())
     }
 
-    /// Bytes per activation value of this kernel's prepared copy (see [`QuantizedRows`]).
-    fn prepared_width(self) -> usize {
+    /// Bytes of this kernel's prepared copy of one row of `kp` values (see
+    /// [`QuantizedRows`]).
+    fn prepared_row_bytes(self, kp: usize) -> usize {
         match self {
             Kernel::Scalar | Kernel::Neon => 0,
-            Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => 1,
-            Kernel::Simd128 | Kernel::RelaxedSimd => 2,
+            Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => kp,
+            Kernel::Simd128 => 2 * kp,
+            // Two 7-bit halves of each value (relaxed-simd) or each value as an i16
+            // (relaxed-pairs), then an i32 sum per block.
+            Kernel::RelaxedSimd | Kernel::RelaxedPairs => 2 * kp + 4 * (kp / BLOCK),
         }
     }
 }
@@ -401,8 +414,10 @@ fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
             }
         }
         Kernel::RelaxedSimd => {
-            for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(2 * kp)) {
-                let (lo, hi) = p.split_at_mut(kp);
+            let row_bytes = kernel.prepared_row_bytes(kp);
+            for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(row_bytes)) {
+                let (lo, rest) = p.split_at_mut(kp);
+                let (hi, sums) = rest.split_at_mut(kp);
                 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
                 wasm128::halves(row, lo, hi);
                 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
@@ -411,8 +426,25 @@ fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
                     lo[i] = u >> 1;
                     hi[i] = u - (u >> 1);
                 }
+                block_sums(row, sums);
             }
         }
+        Kernel::RelaxedPairs => {
+            let row_bytes = kernel.prepared_row_bytes(kp);
+            for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(row_bytes)) {
+                let (wide, sums) = p.split_at_mut(2 * kp);
+                prepare(Kernel::Simd128, row, kp, wide);
+                block_sums(row, sums);
+            }
+        }
+    }
+}
+
+/// Each block's sum of the values of `row`, as little-endian i32 into `sums`.
+fn block_sums(row: &[i8], sums: &mut [u8]) {
+    for (block, sum) in row.chunks_exact(BLOCK).zip(sums.chunks_exact_mut(4)) {
+        let s: i32 = block.iter().map(|&v| v as i32).sum();
+        sum.copy_from_slice(&s.to_le_bytes());
     }
 }
 
@@ -428,9 +460,11 @@ pub struct QuantizedRows {
     q: Vec<i8>,
     /// `rows x blocks` scales.
     scales: Vec<f32>,
-    /// The kernel's own form of `q`, `rows x blocks * BLOCK * width` bytes:
+    /// The kernel's own form of `q`, `rows x prepared_row_bytes(blocks * BLOCK)` bytes:
     /// AVX2 `|q|`; VNNI `q + 128`; SIMD128 `q` as little-endian i16; relaxed SIMD the two
-    /// 7-bit halves of `q + 127` (a row's first halves, then its second halves).
+    /// 7-bit halves of `q + 127` (a row's first halves, then its second halves) and relaxed
+    /// pairs SIMD128's form, each then the row's block sums of `q` as little-endian i32 (for
+    /// weights offset to 7 bits).
     prepared: Vec<u8>,
 }
 
@@ -468,10 +502,10 @@ impl QuantizedRows {
 
     /// Rounds `x` (`rows x k`, row-major) for `kernel`.
     pub fn quantize(&mut self, kernel: Kernel, x: &[f32], rows: usize, k: usize) -> Result<()> {
-        let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
-        // `width` sizes the split over cores, which is native only.
+        let (blocks, kp, row_bytes) = self.reshape(kernel, x.len(), rows, k)?;
+        // `row_bytes` sizes the split over cores, which is native only.
         #[cfg(target_arch = "wasm32")]
-        let _ = width;
+        let _ = row_bytes;
         // One row range: rounded, then put in the kernel's form while still in cache.
         let part = |x: &[f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
             round_rows(x, k, blocks, q, scales);
@@ -484,11 +518,11 @@ impl QuantizedRows {
                 .par_chunks(ROW_CHUNK * k)
                 .zip(self.q.par_chunks_mut(ROW_CHUNK * kp))
                 .zip(self.scales.par_chunks_mut(ROW_CHUNK * blocks));
-            if width == 0 {
+            if row_bytes == 0 {
                 parts.for_each(|((x, q), s)| part(x, q, s, &mut []));
             } else {
                 parts
-                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * kp * width))
+                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * row_bytes))
                     .for_each(|(((x, q), s), p)| part(x, q, s, p));
             }
             return Ok(());
@@ -508,10 +542,10 @@ impl QuantizedRows {
         k: usize,
         map: fn(&mut [f32]),
     ) -> Result<()> {
-        let (blocks, kp, width) = self.reshape(kernel, x.len(), rows, k)?;
-        // `width` sizes the split over cores, which is native only.
+        let (blocks, kp, row_bytes) = self.reshape(kernel, x.len(), rows, k)?;
+        // `row_bytes` sizes the split over cores, which is native only.
         #[cfg(target_arch = "wasm32")]
-        let _ = width;
+        let _ = row_bytes;
         let part = |x: &mut [f32], q: &mut [i8], scales: &mut [f32], prepared: &mut [u8]| {
             map(x);
             round_rows(x, k, blocks, q, scales);
@@ -524,11 +558,11 @@ impl QuantizedRows {
                 .par_chunks_mut(ROW_CHUNK * k)
                 .zip(self.q.par_chunks_mut(ROW_CHUNK * kp))
                 .zip(self.scales.par_chunks_mut(ROW_CHUNK * blocks));
-            if width == 0 {
+            if row_bytes == 0 {
                 parts.for_each(|((x, q), s)| part(x, q, s, &mut []));
             } else {
                 parts
-                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * kp * width))
+                    .zip(self.prepared.par_chunks_mut(ROW_CHUNK * row_bytes))
                     .for_each(|(((x, q), s), p)| part(x, q, s, p));
             }
             return Ok(());
@@ -538,7 +572,7 @@ impl QuantizedRows {
     }
 
     /// Checks `len` values as `rows x k` and sizes the buffers for them (and `kernel`);
-    /// returns the blocks per row, the padded row length and the prepared form's width.
+    /// returns the blocks per row, the padded row length and the prepared form's bytes a row.
     fn reshape(
         &mut self,
         kernel: Kernel,
@@ -560,10 +594,75 @@ impl QuantizedRows {
         // activations would otherwise be zeroed first, three times per layer).
         self.q.resize(rows * kp, 0);
         self.scales.resize(rows * blocks, 0.0);
-        let width = kernel.prepared_width();
-        self.prepared.resize(rows * kp * width, 0);
-        Ok((blocks, kp, width))
+        let row_bytes = kernel.prepared_row_bytes(kp);
+        self.prepared.resize(rows * row_bytes, 0);
+        Ok((blocks, kp, row_bytes))
     }
+}
+
+/// Of `candidates` (those this build can run), each kernel's time to round `rows` rows of
+/// activations and multiply them by each of `ws` on this machine, fastest first: the least
+/// time (milliseconds, from `clock`) of `rounds` runs each, taken in turn after `warm`
+/// untimed runs each (a wasm engine runs new code in its baseline compiler until it finds
+/// the function hot). For kernels whose order the instruction set alone does not settle
+/// (the two relaxed-SIMD kernels, which depend on how the engine lowers the relaxed dot
+/// products). All kernels give the same numbers, so the choice changes only speed. Empty
+/// with no candidate available, the one available untimed (`NaN`).
+pub fn fastest(
+    candidates: &[Kernel],
+    ws: &[&PackedMatrix],
+    rows: usize,
+    (warm, rounds): (usize, usize),
+    clock: &dyn Fn() -> f64,
+) -> Vec<(Kernel, f64)> {
+    let avail = Kernel::available();
+    let cands: Vec<Kernel> = candidates
+        .iter()
+        .copied()
+        .filter(|k| avail.contains(k))
+        .collect();
+    if cands.len() < 2 || ws.is_empty() || rows == 0 {
+        return cands.into_iter().take(1).map(|k| (k, f64::NAN)).collect();
+    }
+    // The same activations for every kernel: a fixed pseudo-random pattern in [-2, 2).
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let inputs: Vec<Vec<f32>> = ws
+        .iter()
+        .map(|w| {
+            (0..rows * w.k())
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 22) as f32 - 2.0
+                })
+                .collect()
+        })
+        .collect();
+    let mut x = QuantizedRows::default();
+    let mut out = Vec::new();
+    let mut times: Vec<(Kernel, f64)> = cands.iter().map(|&k| (k, f64::INFINITY)).collect();
+    for round in 0..warm + rounds.max(1) {
+        for (kernel, least) in times.iter_mut() {
+            let start = clock();
+            for (w, a) in ws.iter().zip(&inputs) {
+                // Shapes from the matrices themselves: these calls cannot fail.
+                let done = x.quantize(*kernel, a, rows, w.k()).and_then(|()| {
+                    out.resize(rows * w.n(), 0.0);
+                    gemm(&x, w, None, &mut out)
+                });
+                if done.is_err() {
+                    *least = f64::NAN;
+                }
+            }
+            if round >= warm && !least.is_nan() {
+                *least = least.min(clock() - start);
+            }
+        }
+    }
+    times.retain(|(_, t)| !t.is_nan());
+    times.sort_by(|a, b| a.1.total_cmp(&b.1));
+    times
 }
 
 /// `out = x W^T + bias` for `x` of `rows x k` already rounded into `x`; `out` is
@@ -802,6 +901,8 @@ fn micro(
         Kernel::Simd128 => wasm128::tile(&t, tile),
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         Kernel::RelaxedSimd => wasm_relaxed::tile(&t, tile),
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        Kernel::RelaxedPairs => wasm_relaxed::tile_pairs(&t, tile),
         // A kernel this build lacks cannot be chosen (`Kernel::by_name` checks); the
         // reference gives the same numbers.
         #[allow(unreachable_patterns)]
@@ -837,9 +938,9 @@ impl Tile<'_> {
     #[allow(dead_code)]
     #[inline(always)]
     fn prepared(&self, i: usize) -> &[u8] {
-        let width = self.x.kernel.prepared_width();
+        let bytes = self.x.kernel.prepared_row_bytes(self.kp);
         let r = self.r + i;
-        &self.x.prepared[r * self.kp * width..(r + 1) * self.kp * width]
+        &self.x.prepared[r * bytes..(r + 1) * bytes]
     }
 
     /// Row `i` of the tile: its block scales.

@@ -30,6 +30,9 @@ pub struct PackedMatrix {
     /// Per panel, block and column: the sum of the block's values (for kernels that offset
     /// the activations to unsigned bytes).
     sums: Vec<i32>,
+    /// The least and the greatest value stored (0 and 0 for an empty matrix): 4- and 5-bit
+    /// weights widen to a narrow range, which the relaxed-SIMD kernel can offset to 7 bits.
+    range: (i8, i8),
 }
 
 impl PackedMatrix {
@@ -127,6 +130,7 @@ impl PackedMatrix {
         let mut data = vec![0i8; panels * blocks * BLOCK * NR];
         let mut scales = vec![0f32; panels * blocks * NR];
         let mut sums = vec![0i32; panels * blocks * NR];
+        let (mut lo, mut hi) = (0i8, 0i8);
         for row in 0..n {
             let (p, c) = (row / NR, row % NR);
             for b in 0..blocks {
@@ -137,6 +141,7 @@ impl PackedMatrix {
                 for (i, &v) in values.iter().enumerate() {
                     // -128 has no positive twin: read it as -127 (see the module docs).
                     let v = v.max(-127);
+                    (lo, hi) = (lo.min(v), hi.max(v));
                     let (g, j) = (i / 4, i % 4);
                     data[base + g * 4 * NR + c * 4 + j] = v;
                     sum += v as i32;
@@ -152,7 +157,14 @@ impl PackedMatrix {
             data,
             scales,
             sums,
+            range: (lo, hi),
         }
+    }
+
+    /// The least and the greatest value stored (both 0 where every value is 0): `Q4_0`
+    /// weights lie in `-8..=7`, `Q5_0` in `-16..=15`, `Q8_0` usually reach ±127.
+    pub fn value_range(&self) -> (i8, i8) {
+        self.range
     }
 
     /// Output columns.

@@ -3,7 +3,7 @@
 //! all-zero and saturating inputs. The same sweep runs natively (plus property tests) and
 //! in Chromium for each wasm build (`make test-wasm`).
 
-use cairn_kernels::{gemm, GgufBlocks, Kernel, PackedMatrix, QuantizedRows, BLOCK};
+use cairn_kernels::{fastest, gemm, GgufBlocks, Kernel, PackedMatrix, QuantizedRows, BLOCK};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -114,17 +114,144 @@ fn check(m: usize, n: usize, k: usize, fill: Fill, seed: u64) {
         }
     }
 
+    same_as_reference(&x, m, k, &w, &bias, &format!("{fill:?}"));
+}
+
+/// Every available kernel gives the scalar reference's bits for `x` (`m x k`) times `w`.
+fn same_as_reference(x: &[f32], m: usize, k: usize, w: &PackedMatrix, bias: &[f32], what: &str) {
+    let n = w.n();
+    let reference = run(Kernel::Scalar, x, m, k, w, bias);
     for kernel in Kernel::available() {
-        let got = run(kernel, &x, m, k, &w, &bias);
+        let got = run(kernel, x, m, k, w, bias);
         for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
             assert_eq!(
                 a.to_bits(),
                 b.to_bits(),
-                "{} differs from scalar ({m}x{n}x{k} {fill:?}) at row {} col {}: {a} vs {b}",
+                "{} differs from scalar ({m}x{n}x{k} {what}) at row {} col {}: {a} vs {b}",
                 kernel.name(),
                 i / n,
                 i % n
             );
+        }
+    }
+}
+
+/// `fastest` times each candidate this build has (and only those), fastest first; one
+/// candidate is returned untimed. A counting clock: every run takes one tick.
+#[test]
+fn fastest_times_the_candidates_this_build_has() {
+    let mut rng = Rng(5);
+    let w = PackedMatrix::from_f32(&data(24 * 64, Fill::Random, &mut rng), 24, 64).unwrap();
+    let ticks = std::cell::Cell::new(0.0);
+    let clock = || {
+        ticks.set(ticks.get() + 1.0);
+        ticks.get()
+    };
+    let all = [
+        Kernel::Scalar,
+        Kernel::Avx2,
+        Kernel::AvxVnni,
+        Kernel::Avx512Vnni,
+        Kernel::Neon,
+        Kernel::Simd128,
+        Kernel::RelaxedSimd,
+        Kernel::RelaxedPairs,
+    ];
+    let times = fastest(&all, &[&w, &w], 5, (1, 2), &clock);
+    let have: Vec<Kernel> = all
+        .into_iter()
+        .filter(|k| Kernel::available().contains(k))
+        .collect();
+    assert_eq!(times.len(), have.len());
+    for (k, ms) in &times {
+        assert!(have.contains(k), "{} is not in this build", k.name());
+        assert_eq!(*ms, 1.0, "{}", k.name());
+    }
+    let one = fastest(&[Kernel::Scalar], &[&w], 5, (1, 2), &clock);
+    assert_eq!(one.len(), 1);
+    assert!(one[0].1.is_nan());
+    assert!(fastest(&[], &[&w], 5, (1, 2), &clock).is_empty());
+}
+
+/// A `Q8_0` matrix (`n x k`) whose values `value(row, i)` gives, scale 0.01 per block.
+fn q8_matrix(n: usize, k: usize, value: impl Fn(usize, usize) -> i8) -> PackedMatrix {
+    let scale = half::f16::from_f32(0.01).to_le_bytes();
+    let mut bytes = Vec::new();
+    for row in 0..n {
+        for b in 0..k / BLOCK {
+            bytes.extend_from_slice(&scale);
+            bytes.extend((0..BLOCK).map(|j| value(row, b * BLOCK + j) as u8));
+        }
+    }
+    PackedMatrix::from_gguf(GgufBlocks::Q8_0, &bytes, n, k).unwrap()
+}
+
+/// Weights in a narrow range (4- and 5-bit bundles, which the relaxed-SIMD kernels offset to
+/// 7 bits and sum in 16-bit lanes as far as the range allows) and just past it: random
+/// values, and every value at the top or the bottom of the range against activations all at
+/// +127 or all at -127 (the largest 16-bit sums each kernel lets build up). Symmetric and
+/// lopsided ranges, spans on both sides of each limit (16, 32, 64, 127).
+#[test]
+fn narrow_weights_at_the_edges_of_their_range() {
+    let ranges: &[(i8, i8)] = &[
+        (-8, 7),
+        (-8, 8),
+        (-16, 15),
+        (-16, 16),
+        (-17, 16),
+        (-32, 31),
+        (-32, 32),
+        (-64, 63),
+        (-64, 64),
+        (0, 127),
+        (-127, 0),
+        (-30, 97),
+        (-30, 98),
+        (3, 9),
+        (-127, 127),
+    ];
+    for (case, &(lo, hi)) in ranges.iter().enumerate() {
+        for &(m, n, k) in &[(1, 8, 32), (4, 16, 64), (7, 9, 384), (5, 24, 1536)] {
+            let mut rng = Rng(101 + case as u64);
+            let span = (hi as i32 - lo as i32 + 1) as u64;
+            let wr: Vec<i8> = (0..n * k)
+                .map(|_| (lo as i32 + (rng.next() % span) as i32) as i8)
+                .collect();
+            let random = q8_matrix(n, k, |r, i| wr[r * k + i]);
+            let top = q8_matrix(n, k, |_, _| hi);
+            let bottom = q8_matrix(n, k, |_, _| lo);
+            let x = data(m * k, Fill::Random, &mut rng);
+            let bias = data(n, Fill::Random, &mut rng);
+            let what = format!("weights {lo}..={hi}");
+            same_as_reference(&x, m, k, &random, &bias, &what);
+            for sign in [1.0f32, -1.0] {
+                let x = vec![sign * 5.0; m * k];
+                same_as_reference(
+                    &x,
+                    m,
+                    k,
+                    &top,
+                    &bias,
+                    &format!("{what}, all {hi}, x {sign}"),
+                );
+                same_as_reference(
+                    &x,
+                    m,
+                    k,
+                    &bottom,
+                    &bias,
+                    &format!("{what}, all {lo}, x {sign}"),
+                );
+                let mixed = data(m * k, Fill::Saturating, &mut rng);
+                same_as_reference(
+                    &mixed,
+                    m,
+                    k,
+                    &random,
+                    &bias,
+                    &format!("{what}, saturating x"),
+                );
+            }
         }
     }
 }
@@ -261,6 +388,7 @@ fn gguf_blocks_pack_exactly() {
         assert_eq!(w.value(0, j), j as i8 - 8);
         assert_eq!(w.value(0, j + 16), 7 - j as i8);
     }
+    assert_eq!(w.value_range(), (-8, 7));
     // -128 is read as -127 so that every kernel's tricks stay exact.
     let mut bad = scale.to_vec();
     bad.extend([0x80u8; 32]);
@@ -388,6 +516,24 @@ mod properties {
         ) {
             check(m, n, k, Fill::Random, seed);
             check(m, n, k, Fill::Outliers, seed);
+        }
+
+        /// Narrow weights of any range (the relaxed kernels' offset paths where they run).
+        #[test]
+        fn any_weight_range_matches_the_reference(
+            m in 1usize..12, n in 1usize..30, blocks in 1usize..6, lo in -127i8..=0,
+            span in 0u8..=140, seed in 1u64..u64::MAX,
+        ) {
+            let k = blocks * BLOCK;
+            let hi = (lo as i32 + span as i32).min(127) as i8;
+            let mut rng = Rng(seed);
+            let width = (hi as i32 - lo as i32 + 1) as u64;
+            let values: Vec<i8> =
+                (0..n * k).map(|_| (lo as i32 + (rng.next() % width) as i32) as i8).collect();
+            let w = q8_matrix(n, k, |r, i| values[r * k + i]);
+            let x = data(m * k, Fill::Outliers, &mut rng);
+            let bias = data(n, Fill::Random, &mut rng);
+            same_as_reference(&x, m, k, &w, &bias, &format!("weights {lo}..={hi}"));
         }
     }
 }

@@ -1001,6 +1001,12 @@ impl Bert {
         Ok(Self { embeddings, layers })
     }
 
+    /// The first layer's packed matrices (query, key, value, output, up, down), when the
+    /// int8 kernels run this model: what [`kernels::fastest`] times.
+    pub fn first_packed(&self) -> Option<[&kernels::PackedMatrix; 6]> {
+        self.layers.first()?.packed()
+    }
+
     /// `ids`, `type_ids`, `mask`: batch x seq (u32). Returns batch x seq x hidden (f32).
     ///
     /// When every linear layer is packed for Cairn's int8 kernels (the quantized bundles),

@@ -624,10 +624,30 @@ impl Engine {
         }
     }
 
-    /// The int8 kernel the CPU path runs: `simd128`, or `relaxed-simd` in the relaxed-SIMD
-    /// build of the engine (the worker loads that build where the browser validates it).
+    /// The int8 kernel the CPU path runs: `simd128`, or in the relaxed-SIMD build of the
+    /// engine (the worker loads it where the browser validates it) `relaxed-pairs` or
+    /// `relaxed-simd`, whichever ran this model faster when `loadModel` timed them.
     #[wasm_bindgen(getter)]
     pub fn kernel(&self) -> String {
         crate::kernels::Kernel::current().name().into()
+    }
+
+    /// The int8 kernels this build can run, the reference (`scalar`) first.
+    #[wasm_bindgen(getter)]
+    pub fn kernels(&self) -> Vec<String> {
+        crate::kernels::Kernel::available()
+            .into_iter()
+            .map(|k| k.name().to_string())
+            .collect()
+    }
+
+    /// Makes the CPU path run the int8 kernel named (one of `kernels`) until the next
+    /// `loadModel`, for benchmarks and tests: every kernel gives the same vectors, only
+    /// speed differs. Refused, with the names this build has, for any other name.
+    #[wasm_bindgen(js_name = setKernel)]
+    pub fn set_kernel(&self, name: &str) -> Result<(), JsError> {
+        use crate::kernels::Kernel;
+        let k = Kernel::by_name(name).map_err(|e| js_err(e.into()))?;
+        Kernel::set_current(Some(k)).map_err(|e| js_err(e.into()))
     }
 }

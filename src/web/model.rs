@@ -78,6 +78,9 @@ pub(super) struct ModelState {
     /// Bumped by every `loadIndex`, `loadMeta` and `loadModel`: a GPU set-up that started
     /// before one of them (it awaits the GPU) must not install state built for the old files.
     generation: Rc<Cell<u64>>,
+    /// What `loadModel` timed of the build's relaxed-SIMD kernels: name and milliseconds,
+    /// fastest first (empty in the SIMD128 build).
+    kernel_times: Vec<(String, f64)>,
 }
 
 impl Default for ModelState {
@@ -90,6 +93,7 @@ impl Default for ModelState {
             batch_gpu: Rc::new(RefCell::new(None)),
             model_generation: Rc::new(Cell::new(0)),
             generation: Rc::new(Cell::new(0)),
+            kernel_times: Vec::new(),
         }
     }
 }
@@ -196,6 +200,19 @@ impl Engine {
             false => None,
         };
         let enc = Encoder::from_bundle(bundle).map_err(js_err)?;
+        // The relaxed-SIMD build has two kernels whose order depends on how the engine
+        // lowers the relaxed dot products (one VNNI instruction or three): time both on this
+        // model. They give the same numbers; only speed differs.
+        use crate::kernels::Kernel;
+        let relaxed = [Kernel::RelaxedSimd, Kernel::RelaxedPairs];
+        let times = enc.time_kernels(&relaxed, &crate::clock::now_ms);
+        if let Some((k, _)) = times.first() {
+            Kernel::set_current(Some(*k)).map_err(|e| js_err(e.into()))?;
+        }
+        self.model.kernel_times = times
+            .into_iter()
+            .map(|(k, ms)| (k.name().to_string(), ms))
+            .collect();
         self.model.encoder = Some(Rc::new(enc));
         self.model.gpu_bundle = kept;
         self.model.gpu.replace(None);
@@ -204,6 +221,25 @@ impl Engine {
         g.set(g.get() + 1);
         self.model.generation.set(self.model.generation.get() + 1);
         Ok(())
+    }
+
+    /// What `loadModel` timed to choose the int8 kernel (the relaxed-SIMD build's two,
+    /// on the model's first layer with 32 rows): `[{ kernel, ms }]`, fastest first; empty
+    /// in the SIMD128 build.
+    #[wasm_bindgen(getter, js_name = kernelTimes)]
+    pub fn kernel_times(&self) -> Result<JsValue, JsError> {
+        #[derive(Serialize)]
+        struct Timed<'a> {
+            kernel: &'a str,
+            ms: f64,
+        }
+        let v: Vec<Timed> = self
+            .model
+            .kernel_times
+            .iter()
+            .map(|(k, ms)| Timed { kernel: k, ms: *ms })
+            .collect();
+        serde_wasm_bindgen::to_value(&v).map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// The loaded model's quantization (`q8_0`, `q4_0`, ...), or `undefined`.

@@ -30,7 +30,7 @@
 // Attributes written: data-state   loading | keyword | ready | error
 //                     data-backend cpu | webgpu (where queries are embedded, once the model
 //                                  runs; the status line's details say why)
-//                     data-kernel  the engine's int8 kernel: simd128 | relaxed-simd
+//                     data-kernel  the engine's int8 kernel: simd128 | relaxed-pairs | relaxed-simd
 //                     data-engine  the engine answering: keyword (the small module a
 //                                  sharded index starts on) | full | full-cpu
 //                     data-mode    the mode of the results on screen
