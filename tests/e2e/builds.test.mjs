@@ -32,6 +32,16 @@ window.embedAll = async (wasmFile, bundleUrl, sentences, kernel) => {
   const vectors = sentences.map((s) => Array.from(enc.embed(s, 'query')));
   return { kernel, vectors };
 };
+window.refusedKernel = async (wasmFile, name) => {
+  await init({ module_or_path: '/cairn/' + wasmFile });
+  const engine = new Engine();
+  try {
+    engine.setKernel(name);
+    return { refused: false, kernel: engine.kernel };
+  } catch (e) {
+    return { refused: true, message: String(e.message || e), kernel: engine.kernel, kernels: engine.kernels };
+  }
+};
 window.ready = true;
 </script>`;
 
@@ -95,6 +105,20 @@ test('both engine builds embed like the native build, and identically to each ot
     assert.deepEqual(dotAdd.vectors[i], plain.vectors[i], `sentence ${i}: relaxed-simd differs`);
   }
   console.log(`worst cosine to native: simd128 ${worst.plain.toFixed(6)}, relaxed ${worst.relaxed.toFixed(6)}`);
+});
+
+test('a kernel the build lacks is refused by name, and the kernel stays', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(server.url + 'builds.html');
+  await page.waitForFunction(() => window.ready === true);
+  const plain = await page.evaluate(() => window.refusedKernel('cairn_bg.wasm', 'relaxed-pairs'));
+  assert.equal(plain.refused, true);
+  assert.match(plain.message, /relaxed-pairs.*not available.*simd128/);
+  assert.equal(plain.kernel, 'simd128');
+  assert.deepEqual(plain.kernels, ['scalar', 'simd128']);
+  assert.deepEqual(page.errors, []);
+  await context.close();
 });
 
 test('the demo runs the relaxed build where the browser has it, SIMD128 when asked', async () => {
