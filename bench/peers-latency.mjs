@@ -146,7 +146,7 @@ for (const ps of passes) {
   const rt95 = ratio(ps.tjs.total, ps.cairn.total, 0.95);
   const re50 = ratio(ps.tjs.encode, ps.cairn.encode, 0.5);
   const winner = rt50 > 1 ? 'Cairn' : 'transformers.js';
-  md += `| Cairn ${ps.quant}, ${ps.build} build${ps.kernel !== ps.build ? ` (kernel ${ps.kernel})` : ''} | ${ps.quant} GGUF, ${fmt(manifest.model_bytes / 1e6, 1)} MB | ${pp(ps.cairn.encode)} | ${pp(ps.cairn.search)} | ${pp(ps.cairn.total)} | | | ${fmt(ps.loadMs, 0)} | ${fmt(mean(ps.cairn.ndcg), 3)} (hybrid, n=${ps.cairn.ndcg.length}) |\n`;
+  md += `| Cairn ${ps.quant}, ${ps.build} build${ps.build !== 'simd128' ? ` (kernel ${ps.kernel})` : ''} | ${ps.quant} GGUF, ${fmt(manifest.model_bytes / 1e6, 1)} MB | ${pp(ps.cairn.encode)} | ${pp(ps.cairn.search)} | ${pp(ps.cairn.total)} | | | ${fmt(ps.loadMs, 0)} | ${fmt(mean(ps.cairn.ndcg), 3)} (hybrid, n=${ps.cairn.ndcg.length}) |\n`;
   md += `| transformers.js (alternating with Cairn ${ps.quant}, ${ps.build}) | int8 ONNX, ${fmt(onnxBytes / 1e6, 1)} MB | ${pp(ps.tjs.encode)} | ${pp(ps.tjs.search)} | ${pp(ps.tjs.total)} | ${fmt(rt50, 2)} / ${fmt(rt95, 2)} | ${winner} | ${fmt(tjsInfo.readyMs, 0)} | ${fmt(mean(ps.tjs.ndcg), 3)} (dense, n=${ps.tjs.ndcg.length}) |\n`;
   if (rt50 < 1) notes.push(`**Cairn ${ps.quant} (${ps.build}) loses**: transformers.js answers in ${fmt(rt50, 2)}× Cairn's time at the median (encode alone: ${fmt(re50, 2)}×).`);
   if (re50 < 1 && rt50 >= 1) notes.push(`Cairn ${ps.quant} (${ps.build}) wins end to end, but **loses on encoding alone**: transformers.js encodes in ${fmt(re50, 2)}× Cairn's time at the median.`);

@@ -393,6 +393,9 @@ fn round_rows(x: &[f32], k: usize, blocks: usize, q: &mut [i8], scales: &mut [f3
 /// Writes `kernel`'s own form of the rounded rows `q` (whole rows of `kp` values) into
 /// `prepared` (the layouts listed on `QuantizedRows`' field of that name).
 fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
+    if kp == 0 {
+        return; // rows of no values: nothing to prepare
+    }
     match kernel {
         Kernel::Scalar | Kernel::Neon => {}
         Kernel::Avx2 => {
@@ -602,9 +605,9 @@ impl QuantizedRows {
 
 /// Of `candidates` (those this build can run), each kernel's time to round `rows` rows of
 /// activations and multiply them by each of `ws` on this machine, fastest first: the least
-/// time (milliseconds, from `clock`) of `rounds` runs each, taken in turn after `warm`
-/// untimed runs each (a wasm engine runs new code in its baseline compiler until it finds
-/// the function hot). For kernels whose order the instruction set alone does not settle
+/// time (milliseconds, from `clock`) of `rounds` runs each, taken in turn after untimed
+/// runs of each in turn for at least `warm_ms` (a wasm engine runs new code in its baseline
+/// compiler until it finds the function hot, and compiles the optimised code beside). For kernels whose order the instruction set alone does not settle
 /// (the two relaxed-SIMD kernels, which depend on how the engine lowers the relaxed dot
 /// products). All kernels give the same numbers, so the choice changes only speed. Empty
 /// with no candidate available, the one available untimed (`NaN`).
@@ -612,7 +615,8 @@ pub fn fastest(
     candidates: &[Kernel],
     ws: &[&PackedMatrix],
     rows: usize,
-    (warm, rounds): (usize, usize),
+    rounds: usize,
+    warm_ms: f64,
     clock: &dyn Fn() -> f64,
 ) -> Vec<(Kernel, f64)> {
     let avail = Kernel::available();
@@ -642,7 +646,10 @@ pub fn fastest(
     let mut x = QuantizedRows::default();
     let mut out = Vec::new();
     let mut times: Vec<(Kernel, f64)> = cands.iter().map(|&k| (k, f64::INFINITY)).collect();
-    for round in 0..warm + rounds.max(1) {
+    let warm_start = clock();
+    let mut timed = 0;
+    let mut warm = true;
+    while timed < rounds.max(1) {
         for (kernel, least) in times.iter_mut() {
             let start = clock();
             for (w, a) in ws.iter().zip(&inputs) {
@@ -655,9 +662,14 @@ pub fn fastest(
                     *least = f64::NAN;
                 }
             }
-            if round >= warm && !least.is_nan() {
+            if !warm && !least.is_nan() {
                 *least = least.min(clock() - start);
             }
+        }
+        if warm {
+            warm = clock() - warm_start < warm_ms;
+        } else {
+            timed += 1;
         }
     }
     times.retain(|(_, t)| !t.is_nan());

@@ -30,8 +30,9 @@ pub struct PackedMatrix {
     /// Per panel, block and column: the sum of the block's values (for kernels that offset
     /// the activations to unsigned bytes).
     sums: Vec<i32>,
-    /// The least and the greatest value stored (0 and 0 for an empty matrix): 4- and 5-bit
-    /// weights widen to a narrow range, which the relaxed-SIMD kernel can offset to 7 bits.
+    /// The least and the greatest value stored, 0 always included (the zero padding past
+    /// `n` and `k` must offset into range too): 4- and 5-bit weights widen to a narrow
+    /// range, which the relaxed-SIMD kernels can offset to 7 bits.
     range: (i8, i8),
 }
 
@@ -161,8 +162,9 @@ impl PackedMatrix {
         }
     }
 
-    /// The least and the greatest value stored (both 0 where every value is 0): `Q4_0`
-    /// weights lie in `-8..=7`, `Q5_0` in `-16..=15`, `Q8_0` usually reach ±127.
+    /// The least and the greatest value stored, widened to include 0 (the zero padding past
+    /// `n` and `k` is stored too, and an offset must keep it in range): `Q4_0` weights lie
+    /// in `-8..=7`, `Q5_0` in `-16..=15`, `Q8_0` usually reach ±127.
     pub fn value_range(&self) -> (i8, i8) {
         self.range
     }

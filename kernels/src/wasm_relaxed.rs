@@ -8,7 +8,8 @@
 //! block's sum. **Wide weights** (`Q8_0`) cannot be offset into 7 bits.
 //!
 //! Two kernels, because engines lower the instructions differently and neither wins
-//! everywhere (the engine times both at load, `Encoder::choose_kernel`):
+//! everywhere (the engine times both at load, `kernels::fastest` through
+//! `Encoder::time_kernels` in `Engine::loadModel`):
 //!
 //! - [`tile`] (`relaxed-simd`) accumulates with `i32x4.relaxed_dot_i8x16_i7x16_add_s`: one
 //!   `vpdpbusd` where the engine uses AVX-VNNI, but `pmaddubsw` + `pmaddwd` + `paddd` (and
@@ -16,7 +17,7 @@
 //!   `q + 127` (each in `0..=127`, prepared once per call), and `127 * sum(w)` (packed at
 //!   load) comes off each block's sum.
 //! - [`tile_pairs`] (`relaxed-pairs`) uses `i16x8.relaxed_dot_i8x16_i7x16_s` (one
-//!   `pmaddubsw` on x86): its pair sums stay below `2 * 127 * span`, so `G` groups of them
+//!   `pmaddubsw` on x86): its pair sums are at most `2 * 127 * span`, so `G` groups of them
 //!   add up in 16-bit lanes before one widening (`G = 8` for `Q4_0`'s span of 15, 4 for
 //!   `Q5_0`'s 31). Wide weights take SIMD128's kernel (`super::wasm128::tile`), on the same
 //!   widened activations.

@@ -157,7 +157,7 @@ fn fastest_times_the_candidates_this_build_has() {
         Kernel::RelaxedSimd,
         Kernel::RelaxedPairs,
     ];
-    let times = fastest(&all, &[&w, &w], 5, (1, 2), &clock);
+    let times = fastest(&all, &[&w, &w], 5, 2, 3.0, &clock);
     let have: Vec<Kernel> = all
         .into_iter()
         .filter(|k| Kernel::available().contains(k))
@@ -167,10 +167,10 @@ fn fastest_times_the_candidates_this_build_has() {
         assert!(have.contains(k), "{} is not in this build", k.name());
         assert_eq!(*ms, 1.0, "{}", k.name());
     }
-    let one = fastest(&[Kernel::Scalar], &[&w], 5, (1, 2), &clock);
+    let one = fastest(&[Kernel::Scalar], &[&w], 5, 2, 3.0, &clock);
     assert_eq!(one.len(), 1);
     assert!(one[0].1.is_nan());
-    assert!(fastest(&[], &[&w], 5, (1, 2), &clock).is_empty());
+    assert!(fastest(&[], &[&w], 5, 2, 3.0, &clock).is_empty());
 }
 
 /// A `Q8_0` matrix (`n x k`) whose values `value(row, i)` gives, scale 0.01 per block.

@@ -98,9 +98,9 @@ impl Encoder {
         })
     }
 
-    /// Times `candidates` on this model's first layer with a query's worth of rows
-    /// ([`crate::kernels::fastest`]): those this build can run, fastest first, each with its
-    /// time in milliseconds from `clock`. Empty for a model the int8 kernels do not run.
+    /// Times `candidates` on this model's first layer with 32 rows, three timed runs each
+    /// after 40 ms of warm-up ([`crate::kernels::fastest`]): those this build can run,
+    /// fastest first, each with its time in milliseconds from `clock`. Empty for a model the int8 kernels do not run.
     /// The browser engine calls it at load to choose between its two relaxed-SIMD kernels.
     pub fn time_kernels(
         &self,
@@ -108,7 +108,7 @@ impl Encoder {
         clock: &dyn Fn() -> f64,
     ) -> Vec<(crate::kernels::Kernel, f64)> {
         match self.model.first_packed() {
-            Some(ws) => crate::kernels::fastest(candidates, &ws, 32, (4, 3), clock),
+            Some(ws) => crate::kernels::fastest(candidates, &ws, 32, 3, 40.0, clock),
             None => Vec::new(),
         }
     }

@@ -641,8 +641,9 @@ impl Engine {
             .collect()
     }
 
-    /// Makes the CPU path run the int8 kernel named (one of `kernels`) until the next
-    /// `loadModel`, for benchmarks and tests: every kernel gives the same vectors, only
+    /// Makes the CPU path run the int8 kernel named (one of `kernels`), for benchmarks and
+    /// tests, until `loadModel` chooses again (the relaxed-SIMD build times its kernels on
+    /// each model it loads; the SIMD128 build keeps the one named): every kernel gives the same vectors, only
     /// speed differs. Refused, with the names this build has, for any other name.
     #[wasm_bindgen(js_name = setKernel)]
     pub fn set_kernel(&self, name: &str) -> Result<(), JsError> {
