@@ -48,11 +48,14 @@ function cairnIndex(site, out, extra = []) {
   return r.stderr;
 }
 
-// Serves `root()` under /_cairn/ (the folder can change between visits, as a redeploy does)
-// and PAGE at /. The engine's files are cached for a day, as a host caches static assets;
+// Serves `root()` under /_cairn/ (the folder can change between visits, as a redeploy does),
+// PAGE at / and the fixture site's images (a result's meta image is shown with it). The engine's files are cached for a day, as a host caches static assets;
 // the manifest and the entry scripts are revalidated. `gate(path)` may hold a request back.
 async function deployServer(root, gate = async () => {}) {
-  const server = await startServer({ mounts: {}, pages: { '/': PAGE } });
+  const server = await startServer({
+    mounts: { '/img/': path.join(ROOT, 'tests/fixtures/site/img') },
+    pages: { '/': PAGE },
+  });
   servers.push(server);
   server.setHook(async (req, res, url, entry) => {
     if (url.pathname === '/favicon.ico') {
