@@ -27,15 +27,23 @@
 //! `max|x| / 127` per block. Those ranges are what keeps the SIMD tricks exact: AVX2's
 //! `maddubs` never saturates, and relaxed SIMD's 7-bit operand stays in range.
 
-/// Calls `$f::<M>(t, out)` with `M = t.mr` (1 to [`MR`]): each micro-kernel is generic over
-/// its row count, so a tile's accumulators stay in registers. Shared by every SIMD file.
+/// Calls `$f::<M>(t, out)` with `M = t.mr` (1 to 4, or to [`MR`] with `five`): each
+/// micro-kernel is generic over its row count, so a tile's accumulators stay in registers.
+/// Shared by every SIMD file; [`tile_rows`] gives a kernel only the counts it takes.
 macro_rules! for_rows {
     ($f:ident, $t:expr, $out:expr) => {
         match $t.mr {
             4 => $f::<4>($t, $out),
             3 => $f::<3>($t, $out),
             2 => $f::<2>($t, $out),
-            _ => $f::<1>($t, $out),
+            1 => $f::<1>($t, $out),
+            mr => unreachable!("a tile of {mr} rows for a kernel of at most 4"),
+        }
+    };
+    ($f:ident, $t:expr, $out:expr, five) => {
+        match $t.mr {
+            5 => $f::<5>($t, $out),
+            _ => for_rows!($f, $t, $out),
         }
     };
 }
@@ -88,12 +96,18 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The revision of the CPU arithmetic: bumped when the bits a text's vector gets change
+/// (the activations' rounding, [`math`]'s functions), so that vectors stored by an earlier
+/// build (`cairn index`'s embedding cache) are not mixed with new ones. 2: GELU written as
+/// `max(x, 0) - |x| q / 2`, polynomials by Estrin's scheme.
+pub const ARITHMETIC_REVISION: u32 = 2;
+
 /// Values per scale block (GGUF `Q8_0`'s block).
 pub const BLOCK: usize = 32;
 /// Output columns per weight panel.
 pub const NR: usize = 8;
-/// Rows per micro-kernel tile.
-pub const MR: usize = 4;
+/// Rows per micro-kernel tile, at most: 4, or 5 for SIMD128 ([`tile_rows`]).
+pub const MR: usize = 5;
 /// Rows each thread takes at a time when a call is split over cores (native only).
 #[cfg(not(target_arch = "wasm32"))]
 const ROW_CHUNK: usize = 64;
@@ -721,7 +735,7 @@ pub fn gemm(
 }
 
 /// Rows `r0..r0 + rows` of `x` times `w` into `out` (those rows only): panels outer, tiles
-/// of [`MR`] rows inner, so each weight panel is read from memory once per call and from
+/// of up to [`MR`] rows inner ([`tile_rows`]), so each weight panel is read from memory once per call and from
 /// cache for every tile after the first.
 fn run(
     x: &QuantizedRows,
@@ -774,7 +788,7 @@ fn run(
         let step = tile_panels(x.kernel, w.panels() - p);
         let mut r = 0;
         while r < rows {
-            let mr = (rows - r).min(MR);
+            let mr = tile_rows(x.kernel, rows - r);
             match step {
                 4 => {
                     micro4(x, r0 + r, mr, w, p, &mut four);
@@ -796,6 +810,18 @@ fn run(
             r += mr;
         }
         p += step;
+    }
+}
+
+/// Rows of the next tile of `kernel` with `left` rows to go. Tiles of 4 rows, but V8 runs
+/// SIMD128's tile of 3 rows (and of 1) at about 60% of the speed per row of 4 or 5 rows (2
+/// rows: 85%), so SIMD128 ends on 5 rows where 5 are left, and 7 rows go as 5 + 2, 3 as 2 +
+/// 1. Any split gives the same numbers: a row's output never depends on its neighbours.
+fn tile_rows(kernel: Kernel, left: usize) -> usize {
+    match (kernel, left) {
+        (Kernel::Simd128, 5 | 7) => 5,
+        (Kernel::Simd128, 3) => 2,
+        _ => left.min(4),
     }
 }
 

@@ -7,15 +7,15 @@
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude below 2^22 to the
 /// nearest integer, ties to even, on every target (baseline x86-64 has no `roundps`).
 const ROUND: f32 = 12_582_912.0;
+/// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur.
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
 
 /// `e^x`, relative error below 2e-7 for `x` in `[-87, 88]`; 0 below -87.3 (where f32's
 /// normal range ends), and `x` above 88 is treated as 88.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that n * LN2_HI is exact for the n that occur.
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
     let under = x < -87.3;
     let x = x.clamp(-87.3, 88.0);
     let t = x * LOG2E + ROUND;
@@ -24,13 +24,14 @@ pub fn exp(x: f32) -> f32 {
     // cast does not vectorise.
     let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    // e^r on |r| <= ln2 / 2: Taylor to degree 7 (truncation below 1e-8 relative).
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // e^r on |r| <= ln2 / 2: Taylor to degree 7 (truncation below 1e-8 relative), by
+    // Estrin's scheme: pairs of terms, then powers r^2 and r^4, a chain of 6 operations
+    // where Horner's takes 14 (the softmax waits on this chain).
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let lo = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
+    let hi = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
+    let p = lo + r4 * hi;
     let scale = f32::from_bits(((ni + 127) as u32) << 23);
     if under {
         0.0
@@ -39,24 +40,59 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// `erf(x)` (Abramowitz and Stegun 7.1.26: absolute error below 1.5e-7).
+/// Constants of Abramowitz and Stegun 7.1.26: `erf(z) = 1 - t P(t) e^{-z^2}` for `z >= 0`,
+/// `t = 1 / (1 + P z)` (absolute error below 1.5e-7).
+const P: f32 = 0.327_591_1;
+const A: [f32; 5] = [
+    0.254_829_6,
+    -0.284_496_72,
+    1.421_413_8,
+    -1.453_152_1,
+    1.061_405_4,
+];
+/// `|x|` at and above which GELU is `max(x, 0)` in f32 (`e^{-x^2/2}` is 0 from 13.2 on):
+/// clamping there keeps `inf * 0` out.
+const FLAT: f32 = 30.0;
+
+/// `e^-s` for `s >= 0` (as [`exp`], with the sign folded in): 0 above 87.3.
 #[inline(always)]
-pub fn erf(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A1: f32 = 0.254_829_6;
-    const A2: f32 = -0.284_496_72;
-    const A3: f32 = 1.421_413_8;
-    const A4: f32 = -1.453_152_1;
-    const A5: f32 = 1.061_405_4;
-    let a = x.abs();
-    let t = 1.0 / (1.0 + P * a);
-    let poly = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5))));
-    let y = 1.0 - poly * exp(-(a * a));
-    if x < 0.0 {
-        -y
+fn exp_neg(s: f32) -> f32 {
+    let under = s > 87.3;
+    let s = if 87.3 < s { 87.3 } else { s };
+    let t = s * -std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    // e^-s = 2^n e^-u, |u| <= ln2 / 2; Taylor to degree 7 in -u, by Estrin's scheme.
+    let u = (s + n * LN2_HI) + n * LN2_LO;
+    let u2 = u * u;
+    let u4 = u2 * u2;
+    let lo = (1.0 - u) + u2 * (0.5 - u * (1.0 / 6.0));
+    let hi = (1.0 / 24.0 - u * (1.0 / 120.0)) + u2 * (1.0 / 720.0 - u * (1.0 / 5040.0));
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
+    if under {
+        0.0
     } else {
-        y
+        (lo + u4 * hi) * scale
     }
+}
+
+/// GELU, the exact (erf) form `x (1 + erf(x / sqrt 2)) / 2`, with erf from Abramowitz and
+/// Stegun 7.1.26. Written as `max(x, 0) - |x| q / 2` with `q = t P(t) e^{-x^2/2}` (which is
+/// `1 - erf(|x| / sqrt 2)`): one form for both signs, no cancellation for negative `x`.
+/// NaN gives 0 (what the rounding after it makes of a NaN anyway): no NaN reaches a
+/// minimum or maximum, whose NaN results differ where LLVM lowers them to relaxed SIMD.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    let x = if x.is_nan() { 0.0 } else { x };
+    let ax = f32::from_bits(x.to_bits() & 0x7fff_ffff);
+    let ax = if FLAT < ax { FLAT } else { ax };
+    let a = ax * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + P * a);
+    let t2 = t * t;
+    let poly = t * ((A[0] + t * A[1]) + t2 * ((A[2] + t * A[3]) + t2 * A[4]));
+    let q = poly * exp_neg(a * a);
+    let relu = if 0.0 < x { x } else { 0.0 };
+    relu - (0.5 * ax) * q
 }
 
 /// Runs `$body` (a loop over `$v`) compiled for the widest x86 vectors the CPU has (AVX-512,
@@ -92,9 +128,23 @@ macro_rules! widest_where_present {
 
 /// GELU with the exact (erf) form, `x * (1 + erf(x / sqrt 2)) / 2`, in place.
 pub fn gelu_erf(v: &mut [f32]) {
+    // wasm: LLVM vectorises the loop below one vector at a time, a chain of about 50
+    // dependent operations; written out to take four vectors at once (the same operations
+    // per value, so the same bits; `kernels/tests/math.rs` checks).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let mut chunks = v.chunks_exact_mut(16);
+        for c in &mut chunks {
+            wasm::gelu16(c.try_into().expect("16 values"));
+        }
+        for x in chunks.into_remainder() {
+            *x = gelu(*x);
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     widest_where_present!(v, {
         for x in v {
-            *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+            *x = gelu(*x);
         }
     })
 }
@@ -106,4 +156,85 @@ pub fn exp_in_place(v: &mut [f32]) {
             *x = exp(*x);
         }
     })
+}
+
+/// [`gelu_erf`] in SIMD128, four vectors at a time: the operations of [`gelu`] in the same
+/// order on each lane (`pmin`/`pmax` are its comparisons; no NaN reaches them).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use core::arch::wasm32::*;
+
+    use super::{A, FLAT, LN2_HI, LN2_LO, P, ROUND};
+
+    #[inline(always)]
+    fn c(v: f32) -> v128 {
+        f32x4_splat(v)
+    }
+
+    /// `a + x * b`
+    #[inline(always)]
+    fn lin(a: f32, x: v128, b: f32) -> v128 {
+        f32x4_add(c(a), f32x4_mul(x, c(b)))
+    }
+
+    /// `a - x * b`
+    #[inline(always)]
+    fn lin_neg(a: f32, x: v128, b: f32) -> v128 {
+        f32x4_sub(c(a), f32x4_mul(x, c(b)))
+    }
+
+    #[inline(always)]
+    fn exp_neg4(s: v128) -> v128 {
+        let under = f32x4_gt(s, c(87.3));
+        let s = f32x4_pmin(s, c(87.3));
+        let t = f32x4_add(f32x4_mul(s, c(-std::f32::consts::LOG2_E)), c(ROUND));
+        let n = f32x4_sub(t, c(ROUND));
+        let ni = i32x4_sub(t, u32x4_splat(ROUND.to_bits()));
+        let u = f32x4_add(
+            f32x4_add(s, f32x4_mul(n, c(LN2_HI))),
+            f32x4_mul(n, c(LN2_LO)),
+        );
+        let u2 = f32x4_mul(u, u);
+        let u4 = f32x4_mul(u2, u2);
+        let lo = f32x4_add(
+            f32x4_sub(c(1.0), u),
+            f32x4_mul(u2, lin_neg(0.5, u, 1.0 / 6.0)),
+        );
+        let hi = f32x4_add(
+            lin_neg(1.0 / 24.0, u, 1.0 / 120.0),
+            f32x4_mul(u2, lin_neg(1.0 / 720.0, u, 1.0 / 5040.0)),
+        );
+        let scale = i32x4_shl(i32x4_add(ni, i32x4_splat(127)), 23);
+        v128_andnot(f32x4_mul(f32x4_add(lo, f32x4_mul(u4, hi)), scale), under)
+    }
+
+    #[inline(always)]
+    fn gelu4(x: v128) -> v128 {
+        let x = v128_and(x, f32x4_eq(x, x));
+        let ax = v128_and(x, u32x4_splat(0x7fff_ffff));
+        let ax = f32x4_pmin(ax, c(FLAT));
+        let a = f32x4_mul(ax, c(std::f32::consts::FRAC_1_SQRT_2));
+        let t = f32x4_div(c(1.0), lin(1.0, a, P));
+        let t2 = f32x4_mul(t, t);
+        let inner = f32x4_add(lin(A[2], t, A[3]), f32x4_mul(t2, c(A[4])));
+        let poly = f32x4_mul(t, f32x4_add(lin(A[0], t, A[1]), f32x4_mul(t2, inner)));
+        let q = f32x4_mul(poly, exp_neg4(f32x4_mul(a, a)));
+        let relu = f32x4_pmax(c(0.0), x);
+        f32x4_sub(relu, f32x4_mul(f32x4_mul(c(0.5), ax), q))
+    }
+
+    /// Sixteen values of [`super::gelu_erf`] in place.
+    #[inline(always)]
+    pub(super) fn gelu16(v: &mut [f32; 16]) {
+        let p = v.as_mut_ptr() as *mut v128;
+        // SAFETY: four 16-byte loads and stores within the 64 bytes of `v`; v128 loads and
+        // stores need no alignment.
+        unsafe {
+            let x: [v128; 4] = std::array::from_fn(|i| v128_load(p.add(i)));
+            let y = x.map(gelu4);
+            for (i, y) in y.into_iter().enumerate() {
+                v128_store(p.add(i), y);
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@ use super::{Tile, BLOCK, MR, NR};
 pub(super) fn tile(t: &Tile, out: &mut [[f32; NR]; MR]) {
     // SAFETY: every pointer read below stays inside the tile's panel and rows (the panel
     // is `blocks * BLOCK * NR` bytes, a prepared row `blocks * BLOCK` i16 values).
-    unsafe { for_rows!(rows, t, out) }
+    unsafe { for_rows!(rows, t, out, five) }
 }
 
 #[inline(always)]
@@ -55,8 +55,8 @@ unsafe fn rows<const M: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
 
 /// [`super::round_block`] in SIMD128: `max|x|` with `pmax` from zero (NaN lanes as 0, as
 /// the reference ignores them), then per value: times `1 / d`, NaN to 0, clamped with
-/// `pmax`/`pmin`, rounded to nearest even (`f32x4.nearest`, what the reference's
-/// magic-number addition does), converted and narrowed.
+/// `pmax`/`pmin`, rounded to nearest even by the reference's magic-number addition, and
+/// narrowed.
 #[inline(always)]
 pub(super) fn round_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
     // SAFETY: eight 16-byte loads of the 32 floats of `x`, two 16-byte stores into the
@@ -82,11 +82,17 @@ pub(super) fn round_block(x: &[f32; BLOCK], q: &mut [i8; BLOCK]) -> f32 {
         let d = amax / 127.0;
         let id = if d > 0.0 { 1.0 / d } else { 0.0 };
         let (idv, lo, hi) = (f32x4_splat(id), f32x4_splat(-127.0), f32x4_splat(127.0));
+        // Rounded as `super::round_to_i8` rounds: `t + 1.5 * 2^23` is that number plus the
+        // nearest integer (ties to even) exactly, so its bits less the number's are the
+        // integer. Two operations, where `f32x4.nearest` and `i32x4.trunc_sat_f32x4_s` take
+        // about eight on x86 engines (the conversion's saturation fix-ups).
+        const MAGIC: f32 = 12_582_912.0;
+        let (magic, magic_bits) = (f32x4_splat(MAGIC), u32x4_splat(MAGIC.to_bits()));
         let ints: [v128; 8] = std::array::from_fn(|i| {
             let t = f32x4_mul(v[i], idv);
             let t = v128_and(t, f32x4_eq(t, t));
             let t = f32x4_pmin(f32x4_pmax(t, lo), hi);
-            i32x4_trunc_sat_f32x4(f32x4_nearest(t))
+            i32x4_sub(f32x4_add(t, magic), magic_bits)
         });
         let out = q.as_mut_ptr() as *mut v128;
         for h in 0..2 {

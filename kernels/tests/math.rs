@@ -42,6 +42,56 @@ fn gelu_matches_the_erf_form() {
     assert_eq!(v[0], 0.0);
 }
 
+/// The slice function (SIMD128 in wasm, AVX-512 or AVX2 natively, 16 values at a time in
+/// wasm with a scalar tail) gives the scalar `gelu`'s bits for every value, the edges
+/// included: signed zeros, the clamp at 30, where `e^{-x^2/2}` reaches 0, infinities, NaN
+/// (0 on every build: the relaxed-SIMD build's minimum and maximum treat NaN their own way).
+#[test]
+fn gelu_slices_give_the_scalar_bits() {
+    let mut xs = vec![
+        0.0f32,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -1e-30,
+        13.2,
+        -13.2,
+        13.3,
+        -13.3,
+        29.99,
+        30.0,
+        -30.0,
+        1e30,
+        -1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MAX,
+        f32::MIN,
+    ];
+    let mut x = -40.0f32;
+    while x <= 40.0 {
+        xs.push(x);
+        x += 0.0137;
+    }
+    for len in [xs.len(), 1, 15, 16, 17, 33] {
+        let mut v = xs[..len].to_vec();
+        math::gelu_erf(&mut v);
+        for (&x, &y) in xs.iter().zip(&v) {
+            let want = math::gelu(x);
+            assert_eq!(
+                y.to_bits(),
+                want.to_bits(),
+                "gelu({x}) = {y} in a slice of {len}, {want} alone"
+            );
+        }
+    }
+    assert_eq!(math::gelu(f32::INFINITY), f32::INFINITY);
+    assert_eq!(math::gelu(f32::NEG_INFINITY), 0.0);
+    assert_eq!(math::gelu(-13.3), 0.0);
+    assert_eq!(math::gelu(13.3), 13.3);
+    assert_eq!(math::gelu(f32::NAN).to_bits(), 0);
+}
+
 #[test]
 fn rounding_to_i8_is_round_half_even_clamped() {
     let mut x = -200.0f32;

@@ -107,7 +107,7 @@ fn open_cache(path: &Path, enc: &Encoder, backend: &str) -> EmbeddingCache {
         }
         Ok(Err(Mismatch::Backend(b))) => {
             eprintln!(
-                "embedding cache {} was made on {b}; embedding every passage",
+                "embedding cache {} was made on {b}, not {backend}; embedding every passage",
                 path.display()
             );
             empty()
@@ -463,7 +463,9 @@ impl<'a> Embedder<'a> {
     /// What the embedding cache records: vectors from another backend are not reused.
     fn backend(&self) -> String {
         match self {
-            Embedder::Cpu(_) => "cpu".into(),
+            // The arithmetic's revision too: a cache from a build whose kernels rounded
+            // differently would mix its vectors with this build's.
+            Embedder::Cpu(_) => format!("cpu, arithmetic {}", cairn::kernels::ARITHMETIC_REVISION),
             #[cfg(feature = "gpu")]
             Embedder::Gpu(_, _, name) => format!("gpu: {name}"),
         }
