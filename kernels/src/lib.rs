@@ -735,8 +735,8 @@ pub fn gemm(
 }
 
 /// Rows `r0..r0 + rows` of `x` times `w` into `out` (those rows only): panels outer, tiles
-/// of up to [`MR`] rows inner ([`tile_rows`]), so each weight panel is read from memory once per call and from
-/// cache for every tile after the first.
+/// of up to [`MR`] rows inner ([`tile_rows`]), so each weight panel is read from memory once
+/// per call and from cache for every tile after the first.
 fn run(
     x: &QuantizedRows,
     r0: usize,
