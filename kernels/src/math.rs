@@ -128,9 +128,9 @@ macro_rules! widest_where_present {
 
 /// GELU with the exact (erf) form, `x * (1 + erf(x / sqrt 2)) / 2`, in place.
 pub fn gelu_erf(v: &mut [f32]) {
-    // wasm: LLVM vectorises the loop below one vector at a time, a chain of about 50
-    // dependent operations; written out to take four vectors at once (the same operations
-    // per value, so the same bits; `kernels/tests/math.rs` checks).
+    // wasm: written out in SIMD128 (the same operations per value, so the same bits;
+    // `kernels/tests/math.rs` checks). In V8 it takes 2.2 ns a value where LLVM's
+    // vectorisation of the loop below took 2.3-2.6 (measured on an AMD EPYC, Node 20).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         let mut chunks = v.chunks_exact_mut(16);
