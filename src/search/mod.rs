@@ -420,15 +420,16 @@ impl<'a> Searcher<'a> {
                     (l, ids, Vec::new())
                 }
             };
-        // The pool: the keyword matches and the passages ranked by meaning.
-        let mut pool: Vec<u32> = matched.iter().map(|x| x.0).collect();
-        pool.extend(meaning.iter().copied());
-        pool.sort_unstable();
-        pool.dedup();
-        let counts = if facets.filters().is_empty() {
-            Counts::new()
+        // The pool: the keyword matches and the passages ranked by meaning. Sorted (for the
+        // counts' merge walk) only where there are filters to count; otherwise counted.
+        let passages = matched.iter().map(|x| x.0).chain(meaning.iter().copied());
+        let (total, counts) = if facets.filters().is_empty() {
+            (count_distinct(passages), Counts::new())
         } else {
-            facets.counts(&pool)
+            let mut pool: Vec<u32> = passages.collect();
+            pool.sort_unstable();
+            pool.dedup();
+            (pool.len(), facets.counts(&pool))
         };
         let total_counts = if counting {
             // The meaning share without the filters, from the parts already loaded (it
@@ -494,11 +495,34 @@ impl<'a> Searcher<'a> {
         Ok(Found {
             hits,
             gaps,
-            total: pool.len(),
+            total,
             counts,
             total_counts,
         })
     }
+}
+
+/// How many distinct passages `passages` names: one bit per passage up to the highest (or,
+/// for ids far beyond any index's size, sorted and deduplicated).
+fn count_distinct(passages: impl Iterator<Item = u32> + Clone) -> usize {
+    let Some(top) = passages.clone().max() else {
+        return 0;
+    };
+    if top >= 1 << 26 {
+        let mut all: Vec<u32> = passages.collect();
+        all.sort_unstable();
+        all.dedup();
+        return all.len();
+    }
+    let mut seen = vec![0u64; top as usize / 64 + 1];
+    passages
+        .filter(|&p| {
+            let (word, bit) = (p as usize / 64, 1u64 << (p % 64));
+            let new = seen[word] & bit == 0;
+            seen[word] |= bit;
+            new
+        })
+        .count()
 }
 
 /// A query cut to [`MAX_QUERY_BYTES`] (on a character boundary): what is searched and
@@ -521,7 +545,20 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::Mode;
+    use super::{count_distinct, Mode};
+
+    #[test]
+    fn distinct_passages_are_counted_once() {
+        assert_eq!(count_distinct([].into_iter()), 0);
+        assert_eq!(count_distinct([5u32].into_iter()), 1);
+        let lists = [3u32, 64, 0, 63, 64, 3, 200, 0, 127, 128];
+        assert_eq!(count_distinct(lists.into_iter()), 7);
+        assert_eq!(
+            count_distinct([u32::MAX / 4096, 0, u32::MAX / 4096].into_iter()),
+            2
+        );
+        assert_eq!(count_distinct([u32::MAX, 0, u32::MAX, 7].into_iter()), 3);
+    }
 
     #[test]
     fn one_fallback_rule() {
