@@ -1190,6 +1190,7 @@ mod tests {
     fn dispatched_attention_has_the_portable_bits() {
         type Attention =
             fn(&[f32], &[f32], &[f32], &mut [f32], usize, usize, usize, &[u32], &mut Vec<f32>);
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut paths: Vec<(&str, Attention)> = vec![("dispatched", attention_dispatch)];
         #[cfg(target_arch = "x86_64")]
         {
