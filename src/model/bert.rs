@@ -724,10 +724,10 @@ fn attention(
 /// Keys per block of the score loop: one block's running sums stay in registers.
 const KEY_BLOCK: usize = 32;
 
-/// [`attention_one`] compiled for the widest vectors the CPU has: AVX-512 (heads of 32
-/// dimensions, [`avx512`]) or AVX2 natively. No fused multiply-add anywhere, and every
-/// output summed in the same order, so each gives the portable code's bits (and the
-/// browser's).
+/// [`attention_one`] on the widest vectors the CPU has: for heads of 32 dimensions the
+/// hand-written [`avx512`] or [`avx2`] loops, otherwise the portable loops compiled for AVX2
+/// natively. No fused multiply-add anywhere, and every output summed in the same order, so
+/// each gives the portable code's bits (and the browser's).
 #[allow(clippy::too_many_arguments)]
 fn attention_dispatch(
     q: &[f32],
@@ -1219,6 +1219,8 @@ mod tests {
             (4, 2, 32, 0),
             (70, 3, 32, 33),
             (1, 2, 32, 0),
+            (35, 1, 32, 3),
+            (64, 2, 32, 7),
             (9, 2, 16, 2),
         ] {
             let h = heads * head_dim;
