@@ -721,6 +721,42 @@ fn attention(
     }
 }
 
+/// One head's keys (columns `c0..c0 + head_dim` of `seq` rows of `h` values) transposed into
+/// `kt`, `head_dim` rows of `seq_p`: a query's scores for a block of keys are then running
+/// sums over the head's dimensions, kept in registers, with no horizontal sums.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn transpose_keys(
+    k: &[f32],
+    kt: &mut [f32],
+    seq: usize,
+    seq_p: usize,
+    h: usize,
+    c0: usize,
+    head_dim: usize,
+) {
+    for j in 0..seq {
+        for (d, &kv) in k[j * h + c0..j * h + c0 + head_dim].iter().enumerate() {
+            kt[d * seq_p + j] = kv;
+        }
+    }
+}
+
+/// Where each of a group of `N` queries starts (rows `i0..i0 + rows` of `q`, the head's
+/// columns from `c0`), for the hand-written x86 paths: rows past the group's `rows` (the
+/// last group) repeat its last query, whose results are computed and not written.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn group_queries<const N: usize>(
+    q: &[f32],
+    i0: usize,
+    rows: usize,
+    h: usize,
+    c0: usize,
+) -> [*const f32; N] {
+    std::array::from_fn(|r| q[(i0 + r.min(rows - 1)) * h + c0..].as_ptr())
+}
+
 /// Keys per block of the score loop: one block's running sums stay in registers.
 const KEY_BLOCK: usize = 32;
 
@@ -797,13 +833,7 @@ fn attention_one(
     scratch.resize(head_dim * seq_p + seq_p, 0.0);
     let (kt, scores) = scratch.split_at_mut(head_dim * seq_p);
     for c0 in (0..heads).map(|hd| hd * head_dim) {
-        // The head's keys transposed: a query's scores for a block of keys are running sums
-        // over the head's dimensions, kept in registers, with no horizontal sums.
-        for j in 0..seq {
-            for (d, &kv) in k[j * h + c0..j * h + c0 + head_dim].iter().enumerate() {
-                kt[d * seq_p + j] = kv;
-            }
-        }
+        transpose_keys(k, kt, seq, seq_p, h, c0, head_dim);
         for i in 0..seq {
             let qi = &q[i * h + c0..i * h + c0 + head_dim];
             for (jb, block) in scores.chunks_exact_mut(KEY_BLOCK).enumerate() {
@@ -858,19 +888,11 @@ mod avx512 {
         scratch.resize(HEAD_DIM * seq_p + ROWS * seq_p, 0.0);
         let (kt, scores) = scratch.split_at_mut(HEAD_DIM * seq_p);
         for c0 in (0..heads).map(|hd| hd * HEAD_DIM) {
-            for j in 0..seq {
-                for (d, &kv) in k[j * h + c0..j * h + c0 + HEAD_DIM].iter().enumerate() {
-                    kt[d * seq_p + j] = kv;
-                }
-            }
+            super::transpose_keys(k, kt, seq, seq_p, h, c0, HEAD_DIM);
             let mut i0 = 0;
             while i0 < seq {
                 let rows = (seq - i0).min(ROWS);
-                // Rows past `seq` (the last group) repeat the last query, unwritten.
-                let mut qp = [q.as_ptr(); ROWS];
-                for (r, p) in qp.iter_mut().enumerate() {
-                    *p = q.as_ptr().add((i0 + r.min(rows - 1)) * h + c0);
-                }
+                let qp: [*const f32; ROWS] = super::group_queries(q, i0, rows, h, c0);
                 for jb in 0..seq_p / KEY_BLOCK {
                     let kb = kt.as_ptr().add(jb * KEY_BLOCK);
                     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
@@ -953,19 +975,11 @@ mod avx2 {
         scratch.resize(HEAD_DIM * seq_p + ROWS * seq_p, 0.0);
         let (kt, scores) = scratch.split_at_mut(HEAD_DIM * seq_p);
         for c0 in (0..heads).map(|hd| hd * HEAD_DIM) {
-            for j in 0..seq {
-                for (d, &kv) in k[j * h + c0..j * h + c0 + HEAD_DIM].iter().enumerate() {
-                    kt[d * seq_p + j] = kv;
-                }
-            }
+            super::transpose_keys(k, kt, seq, seq_p, h, c0, HEAD_DIM);
             let mut i0 = 0;
             while i0 < seq {
                 let rows = (seq - i0).min(ROWS);
-                // Rows past `seq` (the last group) repeat the last query, unwritten.
-                let mut qp = [q.as_ptr(); ROWS];
-                for (r, p) in qp.iter_mut().enumerate() {
-                    *p = q.as_ptr().add((i0 + r.min(rows - 1)) * h + c0);
-                }
+                let qp: [*const f32; ROWS] = super::group_queries(q, i0, rows, h, c0);
                 for jb in 0..seq_p / HALF {
                     let kb = kt.as_ptr().add(jb * HALF);
                     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
