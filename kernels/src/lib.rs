@@ -272,7 +272,10 @@ impl Kernel {
     fn prepared_row_bytes(self, kp: usize) -> usize {
         match self {
             Kernel::Scalar | Kernel::Neon => 0,
-            Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => kp,
+            // AVX2: each value's magnitude, then each value offset to `q + 128` (for
+            // weights of a narrow range, `x86::tile_avx2`); VNNI: the offset values.
+            Kernel::Avx2 => 2 * kp,
+            Kernel::AvxVnni | Kernel::Avx512Vnni => kp,
             Kernel::Simd128 => 2 * kp,
             // Two 7-bit halves of each value (relaxed-simd) or each value as an i16
             // (relaxed-pairs), then an i32 sum per block.
@@ -413,8 +416,13 @@ fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
     match kernel {
         Kernel::Scalar | Kernel::Neon => {}
         Kernel::Avx2 => {
-            for (p, &q) in prepared.iter_mut().zip(q) {
-                *p = q.unsigned_abs();
+            let row_bytes = kernel.prepared_row_bytes(kp);
+            for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(row_bytes)) {
+                let (magnitude, offset) = p.split_at_mut(kp);
+                for ((m, o), &q) in magnitude.iter_mut().zip(offset.iter_mut()).zip(row) {
+                    *m = q.unsigned_abs();
+                    *o = (q as u8) ^ 0x80; // q + 128 for q in -128..=127
+                }
             }
         }
         Kernel::AvxVnni | Kernel::Avx512Vnni => {

@@ -24,16 +24,87 @@ unsafe fn fold(acc: __m256, isum: __m256i, xscale: f32, wscales: __m256) -> __m2
     _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), s))
 }
 
-macro_rules! dispatch_rows {
-    ($name:ident, $inner:ident, $feat:literal) => {
-        #[target_feature(enable = $feat)]
-        pub(super) unsafe fn $name(t: &Tile, out: &mut [[f32; NR]; MR]) {
-            for_rows!($inner, t, out)
-        }
-    };
+/// AVX2: [`avx2_offset`] where the weights' range lets 16-bit lanes hold its sums (4- and
+/// 5-bit bundles, and any matrix of values within ±64), else [`avx2`].
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn tile_avx2(t: &Tile, out: &mut [[f32; NR]; MR]) {
+    macro_rules! offset_rows {
+        ($g:literal) => {
+            match t.mr {
+                4 => avx2_offset::<4, $g>(t, out),
+                3 => avx2_offset::<3, $g>(t, out),
+                2 => avx2_offset::<2, $g>(t, out),
+                1 => avx2_offset::<1, $g>(t, out),
+                mr => unreachable!("a tile of {mr} rows for a kernel of at most 4"),
+            }
+        };
+    }
+    match offset_groups(t.w.value_range()) {
+        8 => offset_rows!(8),
+        4 => offset_rows!(4),
+        2 => offset_rows!(2),
+        1 => offset_rows!(1),
+        _ => for_rows!(avx2, t, out),
+    }
 }
 
-dispatch_rows!(tile_avx2, avx2, "avx2");
+/// How many groups of four inputs [`avx2_offset`] may sum in 16-bit lanes for weights in
+/// `lo..=hi`: each lane adds a pair of products of an offset activation (at most 255) and a
+/// weight (at most `max(-lo, hi)` in magnitude) per group, and must stay within `i16`. A
+/// divisor of the block's 8 groups; 0 where one pair could already saturate.
+pub(super) fn offset_groups((lo, hi): (i8, i8)) -> usize {
+    let widest = (-(lo as i32)).max(hi as i32).max(1);
+    let fit = (i16::MAX as i32 / (2 * 255 * widest)) as usize;
+    [8, 4, 2, 1].into_iter().find(|&g| g <= fit).unwrap_or(0)
+}
+
+/// AVX2 for weights of a narrow range: the activations offset to unsigned `q + 128`
+/// (prepared once per call, as VNNI takes them) go straight into `maddubs`, whose 16-bit
+/// pair sums then add up over `G` groups of four inputs (all 8 of a block for 4-bit
+/// weights) before one `madd` widens them to 32 bits; `128 * sum(w)` (packed once at load)
+/// comes off each block's sum. Two instructions per group and row where [`avx2`] takes
+/// four, and exact integer sums, so the same results.
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_offset<const M: usize, const G: usize>(t: &Tile, out: &mut [[f32; NR]; MR]) {
+    let panel = t.w.panel(t.p).as_ptr() as *const u8;
+    let wscales = t.w.panel_scales(t.p).as_ptr();
+    let wsums = t.w.panel_sums(t.p).as_ptr();
+    // Plain loops: see `avx2`.
+    let (mut u, mut xs) = ([core::ptr::null(); M], [&[][..]; M]);
+    for i in 0..M {
+        // The second half of the prepared row: the offset values.
+        u[i] = t.prepared(i)[t.kp..].as_ptr();
+        xs[i] = t.scales(i);
+    }
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); M];
+    for b in 0..t.blocks() {
+        let mut isum = [_mm256_setzero_si256(); M];
+        let wb = panel.add(b * BLOCK * NR);
+        for g0 in (0..BLOCK / 4).step_by(G) {
+            let mut pairs = [_mm256_setzero_si256(); M];
+            for g in g0..g0 + G {
+                let w = _mm256_loadu_si256(wb.add(g * 4 * NR) as *const __m256i);
+                let off = b * BLOCK + g * 4;
+                for i in 0..M {
+                    let a = _mm256_set1_epi32(quad(u[i].add(off)));
+                    pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(a, w));
+                }
+            }
+            for i in 0..M {
+                isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(pairs[i], ones));
+            }
+        }
+        let offset = _mm256_slli_epi32(_mm256_loadu_si256(wsums.add(b * NR) as *const __m256i), 7);
+        let ws = _mm256_loadu_ps(wscales.add(b * NR));
+        for i in 0..M {
+            acc[i] = fold(acc[i], _mm256_sub_epi32(isum[i], offset), xs[i][b], ws);
+        }
+    }
+    for i in 0..M {
+        _mm256_storeu_ps(out[i].as_mut_ptr(), acc[i]);
+    }
+}
 
 /// AVX2 has no signed-by-signed byte product: `maddubs` multiplies unsigned by signed. So
 /// the activation's magnitude (prepared once per call) meets the weight with the
