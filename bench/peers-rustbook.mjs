@@ -136,7 +136,9 @@ for (const q of bundles) {
   const dir = path.join(OUT, `book-${q}`);
   const m = JSON.parse(fs.readFileSync(path.join(dir, 'cairn-entry.json'), 'utf8'));
   const log = fs.readFileSync(path.join(OUT, `book-${q}.log`), 'utf8');
-  const ix = log.match(/indexed (\d+) passages in ([\d.]+) s \(([\d.]+) passages\/s embedding[,)]/);
+  // `cairn index` counts texts embedded (a long section goes in parts), older builds passages.
+  const ix = log.match(/indexed (\d+) passages in ([\d.]+) s \(([\d.]+) (?:texts|passages)\/s embedding[,)]/);
+  const parts = log.match(/embedding (\d+) of (\d+) texts \((\d+) passages/);
   const pages = (log.match(/(\d+) pages?/) || [])[1];
   build[q] = {
     wall: wall(`book-${q}`),
@@ -147,6 +149,7 @@ for (const q of bundles) {
     indexGzip: gzipSize(path.join(dir, m.index)),
     modelGzip: gzipSize(path.join(dir, m.model)),
     embedRate: ix ? Number(ix[3]) : null,
+    texts: parts ? Number(parts[2]) : null,
   };
 }
 
@@ -171,7 +174,7 @@ for (const q of bundles) {
     + `| all of it up front, plus the engine (see peers-bytes); later queries fetch nothing |\n`;
 }
 md += `\nPagefind's whole folder is what the host stores; a visit fetches only part of it. Over one session asking all ${questions.length} questions `
-  + `Pagefind fetched ${mb(pagefindSessionBytes)} MB after its first query. Cairn's build embeds every section (${bundles.map((q) => `${q}: ${fmt(build[q].embedRate, 1)} passages/s`).join(', ')}).\n\n`;
+  + `Pagefind fetched ${mb(pagefindSessionBytes)} MB after its first query. Cairn's build embeds every section (${bundles.map((q) => `${q}: ${fmt(build[q].embedRate, 1)} texts/s`).join(', ')}${build[bundles[0]].texts ? `; ${build[bundles[0]].texts} texts for ${build[bundles[0]].passages} passages, a long section embedded in parts` : ''}).\n\n`;
 
 md += `Rank of the first result on an expected page (pages counted once, first ${DEPTH} pages; — = not among them). `
   + `Cairn's hybrid search is what its element runs; its lexical mode (BM25 alone) is shown for comparison with Pagefind's keyword search.\n\n`;
