@@ -419,10 +419,11 @@ fn prepare(kernel: Kernel, q: &[i8], kp: usize, prepared: &mut [u8]) {
             let row_bytes = kernel.prepared_row_bytes(kp);
             for (row, p) in q.chunks_exact(kp).zip(prepared.chunks_exact_mut(row_bytes)) {
                 let (magnitude, offset) = p.split_at_mut(kp);
-                for ((m, o), &q) in magnitude.iter_mut().zip(offset.iter_mut()).zip(row) {
+                for (m, &q) in magnitude.iter_mut().zip(row) {
                     *m = q.unsigned_abs();
-                    *o = (q as u8) ^ 0x80; // q + 128 for q in -128..=127
                 }
+                // The offset half is VNNI's form.
+                prepare(Kernel::AvxVnni, row, kp, offset);
             }
         }
         Kernel::AvxVnni | Kernel::Avx512Vnni => {
